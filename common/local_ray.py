@@ -1,0 +1,119 @@
+"""A local Ray head (with dashboard and job server) on loopback, started and stopped by us.
+
+`ray stop` would kill every Ray process on the machine, so the head runs under `ray start --block`
+in its own process group and is stopped by signalling that group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.paths import PROJECT_ROOT, state_dir
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_env() -> dict[str, str]:
+    """Environment for the head, its workers and the jobs they run."""
+    env = dict(os.environ)
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+    # Loopback only, so no token: remote clusters use token auth (docker-compose.yml, .env).
+    env.setdefault("RAY_AUTH_MODE", "disabled")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    env.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env["LLADA_STATE_DIR"] = str(state_dir())  # jobs find the same MLflow store and caches
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _temp_dir() -> Path:
+    # Unix socket paths are limited to ~107 bytes; Ray nests ~60 bytes of session path under this.
+    path = state_dir() / "ray"
+    if len(str(path)) > 40:
+        path = Path("/tmp") / f"llada-ray-{abs(hash(str(state_dir()))) % 10**8}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class RayHead:
+    process: subprocess.Popen
+    dashboard_url: str
+    gcs_address: str
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_head(*, num_cpus: int | None = None, dashboard_port: int | None = None, timeout: float = 90.0) -> RayHead:
+    """Start `ray start --head --block` on 127.0.0.1 and wait until its job server answers."""
+    gcs_port, dashboard_port = free_port(), dashboard_port or free_port()
+    temp_dir = _temp_dir()
+    (temp_dir / "ray_current_cluster").unlink(missing_ok=True)
+    log_path = state_dir() / "logs" / f"ray-head-{gcs_port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+        "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
+        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
+        "--temp-dir", str(temp_dir), "--object-store-memory", str(1 << 30), "--disable-usage-stats",
+    ]
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
+    log = open(log_path, "ab")
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    head = RayHead(process, f"http://127.0.0.1:{dashboard_port}", f"127.0.0.1:{gcs_port}", log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ray head exited with {process.returncode}; see {log_path}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{head.dashboard_url}/api/version", timeout=2):
+                return head
+        time.sleep(1)
+    head.stop()
+    raise TimeoutError(f"ray head did not answer within {timeout:.0f}s; see {log_path}")
+
+
+@contextlib.contextmanager
+def local_ray_cluster(*, num_cpus: int | None = None) -> Iterator[RayHead]:
+    """A head for the duration of the block; RAY_ADDRESS points at its job server meanwhile."""
+    head = start_head(num_cpus=num_cpus)
+    previous = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = head.dashboard_url
+    try:
+        yield head
+    finally:
+        if previous is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = previous
+        head.stop()
+
+
+def ray_cli() -> str:
+    return shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"

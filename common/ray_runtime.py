@@ -1,0 +1,25 @@
+"""Connect a job's driver to Ray: the cluster at $RAY_ADDRESS, or a local one started for this process."""
+
+from __future__ import annotations
+
+import os
+
+
+def init_ray(*, num_cpus: int | None = None):
+    """`ray.init` with project defaults; returns the ray module.
+
+    Inside a submitted Ray job RAY_ADDRESS is set by Ray itself and we join that cluster; run from a
+    shell without it, a private local Ray is started (and stopped at interpreter exit).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = os.environ.get("RAY_ADDRESS") or None
+    kwargs: dict = {"log_to_driver": True, "configure_logging": False}
+    if address is None:
+        kwargs["num_cpus"] = num_cpus
+        kwargs["include_dashboard"] = False
+        # The project is importable through its editable install; workers inherit the environment.
+    ray.init(address=address, **kwargs)
+    return ray

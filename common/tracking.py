@@ -1,0 +1,47 @@
+"""MLflow: one local store under the state folder unless $MLFLOW_TRACKING_URI points at a server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from common.paths import state_dir
+
+
+def tracking_uri() -> str:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{state_dir() / 'mlflow' / 'mlflow.db'}"
+
+
+def artifact_root() -> str:
+    return os.environ.get("MLFLOW_ARTIFACT_ROOT") or (state_dir() / "mlflow" / "artifacts").as_uri()
+
+
+def setup_mlflow(experiment: str):
+    """Point mlflow at the store and make sure `experiment` exists; returns the mlflow module."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        (state_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}")
+    mlflow.set_experiment(experiment)
+    return mlflow
+
+
+@contextlib.contextmanager
+def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+    """Start a run, log `params`, and print its id so the caller (or a DAG log) can find it."""
+    mlflow = setup_mlflow(experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        if params:
+            mlflow.log_params({k: (str(v)[:6000]) for k, v in params.items()})
+        print(f"mlflow run: {run.info.run_id} (experiment {experiment})", flush=True)
+        yield run

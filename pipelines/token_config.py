@@ -1,0 +1,43 @@
+"""Typed config of the token shards job (no heavy imports: the Airflow DAG reads it at parse time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import ConfigError
+
+
+@dataclass(kw_only=True)
+class TokenShardsConfig:
+    """Cleaned documents -> fixed-length token sequences in Arrow IPC files, for pretraining."""
+
+    corpus_dir: str = "out/corpus"
+    """The corpus build's output folder; every documents/shard-*.parquet becomes one token file."""
+
+    tokenizer_dir: str = "out/tokenizer"
+    """The tokenizer job's output folder (tokenizer.model and special_tokens.json)."""
+
+    output_dir: str = "out/tokens"
+    """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json and config.json go."""
+
+    seq_len: int = 256
+    """Tokens per training sequence. Documents are concatenated with EOS after each and cut into rows of
+    this length; the last, shorter row of each document shard is dropped (counted as tokens_dropped)."""
+
+    batch_size: int = 1024
+    """Documents encoded per batch inside a shard's task; bounds the task's memory besides its output."""
+
+    mlflow_experiment: str = "corpus_build"
+    """MLflow experiment that receives the run's counts and manifest."""
+
+    log_to_mlflow: bool = True
+    """Log the manifest's counts as metrics and manifest.json as an artifact of an MLflow run."""
+
+    def __post_init__(self) -> None:
+        for name in ("corpus_dir", "tokenizer_dir", "output_dir", "mlflow_experiment"):
+            if not getattr(self, name).strip():
+                raise ConfigError(f"{name} may not be empty")
+        if self.seq_len < 2:
+            raise ConfigError(f"seq_len must be >= 2, got {self.seq_len}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")

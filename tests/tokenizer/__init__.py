@@ -1,0 +1,54 @@
+"""Tests of tokenizer/. The helpers below also give tests/pipelines a real corpus and a trained tokenizer."""
+
+from __future__ import annotations
+
+import io
+import json
+from itertools import islice
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+DEBIAN_DOCS = Path("/work/shared/corpora/debian-docs")
+
+
+def _read_jsonl_zst(path: Path, limit: int) -> list[dict]:
+    import zstandard
+
+    with open(path, "rb") as f:
+        lines = io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(f), encoding="utf-8")
+        return [json.loads(line) for line in islice(lines, limit)]
+
+
+def real_documents(english: int = 300, polish: int = 60) -> list[dict]:
+    """Documents of the shared debian-docs corpus: Python's reference manual (English, many longer than
+    SentencePiece's 4192-byte sentence limit) and Polish fortunes (non-ASCII). Skips the test when absent."""
+    files = [DEBIAN_DOCS / "docs-00003.jsonl.zst", DEBIAN_DOCS / "docs-00006.jsonl.zst"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        pytest.skip(f"shared corpus not here: {', '.join(missing)}")
+    records = _read_jsonl_zst(files[0], english) + _read_jsonl_zst(files[1], polish)
+    return [{"id": r["id"], "text": r["text"], "source": r["source"]} for r in records]
+
+
+def write_corpus(corpus_dir: Path, documents: list[dict], shards: int = 1) -> Path:
+    """The corpus build's layout: documents/shard-NNNNN.parquet (id, text, source) and manifest.json."""
+    (corpus_dir / "documents").mkdir(parents=True, exist_ok=True)
+    per_shard = -(-len(documents) // shards)
+    for i in range(shards):
+        part = documents[i * per_shard : (i + 1) * per_shard]
+        table = pa.table({key: pa.array([d[key] for d in part], pa.string()) for key in ("id", "text", "source")})
+        pq.write_table(table, corpus_dir / "documents" / f"shard-{i:05d}.parquet")
+    (corpus_dir / "manifest.json").write_text(json.dumps({"documents": len(documents), "shards": shards}))
+    return corpus_dir
+
+
+def train_tokenizer(corpus_dir: Path, output_dir: Path, **overrides) -> dict:
+    """A small tokenizer (1024 pieces) trained by the real job; returns its report."""
+    from tokenizer.config import TokenizerConfig
+    from tokenizer.train import main
+
+    config = TokenizerConfig(corpus_dir=str(corpus_dir), output_dir=str(output_dir), **{"vocab_size": 1024, **overrides})
+    return main(config)

@@ -1,0 +1,182 @@
+"""Train the SentencePiece tokenizer on the cleaned corpus: `python -m tokenizer.train [key=value ...]`.
+
+Texts stream from the corpus build's Parquet shards into SentencePiece's trainer (no temporary text
+file, so newlines stay inside the training pieces and the vocabulary learns pieces such as ".\\n\\n").
+The normalizer is the identity and whitespace is kept as it is, so decode(encode(text)) == text for
+any text (with byte_fallback): code indentation, blank lines and non-NFKC characters survive.
+Training is deterministic: the same corpus and config give the same tokenizer.model bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import sentencepiece as spm
+
+from common.cli import run_job
+from common.config import ConfigError, save_config
+from common.paths import require_paths
+from tokenizer.config import TokenizerConfig
+from tokenizer.specials import special_ids, trainer_options
+
+READ_BATCH_ROWS = 1024
+
+
+def document_shards(corpus_dir: str | Path) -> list[Path]:
+    """The corpus build's `documents/shard-*.parquet`, in name order; raises ConfigError naming what is missing."""
+    (root,) = require_paths([corpus_dir], "corpus")
+    documents = root / "documents"
+    shards = sorted(documents.glob("shard-*.parquet"))
+    if not shards:
+        raise ConfigError(f"no document shards (shard-*.parquet) in {documents}; run the corpus build first")
+    for shard in shards:
+        if "text" not in pq.read_schema(shard).names:
+            raise ConfigError(f"{shard} has no 'text' column; expected the corpus build's documents (id, text, source)")
+    return shards
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write under a temporary name in the same folder, then rename: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def split_text(text: str, max_bytes: int) -> Iterator[str]:
+    """Consecutive pieces of `text` of at most max_bytes UTF-8 bytes that join back to it.
+
+    A piece ends after its last newline where it has one, else before its last space (so the next
+    word keeps its leading space), else at a character boundary.
+    """
+    data = text.encode("utf-8")
+    start = 0
+    while len(data) - start > max_bytes:
+        end = start + max_bytes
+        cut = data.rfind(b"\n", start, end) + 1
+        if cut <= start:
+            cut = data.rfind(b" ", start + 1, end)
+        if cut <= start:
+            cut = end
+            while data[cut] & 0xC0 == 0x80:  # a UTF-8 continuation byte: back off to the character's start
+                cut -= 1
+        yield data[start:cut].decode("utf-8")
+        start = cut
+    if start < len(data):
+        yield data[start:].decode("utf-8")
+
+
+def sample_documents(row_counts: list[int], max_documents: int, seed: int) -> np.ndarray | None:
+    """Sorted corpus-wide row numbers of max_documents documents drawn without replacement (None: all)."""
+    total = sum(row_counts)
+    if max_documents == 0 or total <= max_documents:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(total, size=max_documents, replace=False))
+
+
+def training_texts(shards: list[Path], config: TokenizerConfig, counts: Counter) -> Iterator[str]:
+    """Pieces of the sampled documents, shard by shard; `counts` tallies documents and pieces by kind."""
+    row_counts = [pq.ParquetFile(shard).metadata.num_rows for shard in shards]
+    chosen = sample_documents(row_counts, config.max_documents, config.seed)
+    counts["documents_total"] = sum(row_counts)
+    first_row = 0
+    for shard in shards:
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=READ_BATCH_ROWS, columns=["text"]):
+            texts = batch.column(0)
+            if chosen is not None:
+                lo, hi = np.searchsorted(chosen, [first_row, first_row + len(texts)])
+                texts = texts.take(chosen[lo:hi] - first_row)
+            first_row += len(batch)
+            for text in texts.to_pylist():
+                counts["documents_sampled"] += 1
+                if not text or text.isspace():
+                    counts["documents_empty"] += 1
+                    continue
+                size = len(text.encode("utf-8"))
+                counts["bytes"] += size
+                if size > config.max_sentence_length:
+                    counts["documents_split"] += 1
+                for piece in split_text(text, config.max_sentence_length):
+                    counts["pieces"] += 1
+                    yield piece
+
+
+def train_options(config: TokenizerConfig) -> dict:
+    return {
+        "model_type": config.model_type,
+        "vocab_size": config.vocab_size,
+        "character_coverage": config.character_coverage,
+        "byte_fallback": config.byte_fallback,
+        "input_sentence_size": config.input_sentence_size,
+        "shuffle_input_sentence": True,
+        "max_sentence_length": config.max_sentence_length,
+        "num_threads": config.num_threads,
+        # Keep text exactly as it is (no NFKC, no whitespace squeezing, no dummy leading space), so
+        # decode(encode(x)) == x and runs of spaces (code indentation) become pieces of their own.
+        "normalization_rule_name": "identity",
+        "remove_extra_whitespaces": False,
+        "add_dummy_prefix": False,
+        "allow_whitespace_only_pieces": True,
+        # One piece per digit, as LLaMA does: numbers get a consistent spelling.
+        "split_digits": True,
+        "minloglevel": 1,  # warnings only: the info log prints a line per merge
+        **trainer_options(),
+    }
+
+
+def main(config: TokenizerConfig) -> dict:
+    """Train, then write tokenizer.model, special_tokens.json, config.json and report.json; returns the report."""
+    shards = document_shards(config.corpus_dir)
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    counts: Counter = Counter()
+    model = io.BytesIO()
+    spm.set_random_generator_seed(config.seed)
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=training_texts(shards, config, counts), model_writer=model, **train_options(config)
+        )
+    except RuntimeError as e:
+        if counts["pieces"] == 0:
+            raise ConfigError(f"no text to train on: every document in {shards[0].parent} is empty") from None
+        raise ConfigError(f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage") from None
+    model_bytes = model.getvalue()
+    processor = spm.SentencePieceProcessor(model_proto=model_bytes)
+    ids = special_ids(processor)
+    vocab_size = processor.vocab_size()
+
+    write_atomically(output / "tokenizer.model", model_bytes)
+    special_json = json.dumps({**ids, "vocab_size": vocab_size}, indent=2) + "\n"
+    write_atomically(output / "special_tokens.json", special_json.encode())
+    save_config(config, output / "config.json")
+    report = {
+        "output_dir": str(output),
+        "tokenizer_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "vocab_size": vocab_size,
+        "special_tokens": ids,
+        "shards": len(shards),
+        **{key: counts[key] for key in ("documents_total", "documents_sampled", "documents_empty", "documents_split", "pieces", "bytes")},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_atomically(output / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    print(
+        f"tokenizer: {vocab_size} pieces from {report['documents_sampled']} of {report['documents_total']} documents "
+        f"({report['bytes'] / 1e6:.1f} MB) in {report['seconds']:.1f} s -> {output / 'tokenizer.model'} "
+        f"(sha256 {report['tokenizer_sha256'][:12]})",
+        flush=True,
+    )
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(TokenizerConfig, main, description=__doc__.splitlines()[0]))

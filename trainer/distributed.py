@@ -1,0 +1,104 @@
+"""Parallelism applied from outside the model: Ray Train starts the workers, DeepSpeed drives each one.
+
+The only module that imports deepspeed. On CPU the workers talk over gloo (DeepSpeed's CPU
+accelerator), on GPUs over NCCL; the model code is the same single-device module either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common.paths import state_dir
+
+
+def deepspeed_config(config) -> dict[str, Any]:
+    """DeepSpeed's JSON config from our TrainConfig."""
+    return {
+        "train_micro_batch_size_per_gpu": config.micro_batch_size,
+        "gradient_accumulation_steps": config.grad_accum_steps,
+        "gradient_clipping": config.grad_clip,
+        "zero_optimization": {"stage": config.zero_stage, "stage3_gather_16bit_weights_on_model_save": True},
+        "bf16": {"enabled": config.precision == "bf16"},
+        # We pass torch's AdamW: DeepSpeed's own would JIT-compile a CPU Adam op first.
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 1_000_000_000,
+        "wall_clock_breakdown": False,
+    }
+
+
+def _configure_process(use_gpu: bool) -> None:
+    if not use_gpu:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    # DeepSpeed JIT-builds a small op (shm_comm) on CPU; keep the build cache in the state folder.
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(state_dir() / "torch_extensions"))
+
+
+def build_engine(model, config, lr_lambda: Callable[[int], float]):
+    """Wrap `model` in a DeepSpeed engine with AdamW and a LambdaLR schedule (stepped per optimizer step)."""
+    _configure_process(config.use_gpu)
+    import deepspeed
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        # Norm weights are not decayed (the usual LLaMA/OLMo practice).
+        (decay if param.ndim >= 2 else no_decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config)
+    )
+    return engine
+
+
+def save_weights(engine, output_dir: str | Path, filename: str = "model.pt") -> Path:
+    """Consolidated weights (gathered across ZeRO-3 ranks); every rank must call it."""
+    engine.save_16bit_model(str(output_dir), filename)
+    return Path(output_dir) / filename
+
+
+def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name: str) -> dict[str, Any]:
+    """Run `worker_fn(loop_config)` on `config.num_workers` Ray Train workers; return rank 0's last report."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from common.ray_runtime import init_ray
+
+    init_ray()
+    storage = os.environ.get("LLADA_TRAIN_STORAGE") or str(state_dir() / "ray_train")
+    trainer = TorchTrainer(
+        train_loop_per_worker=worker_fn,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
+        run_config=RunConfig(name=name, storage_path=storage),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return dict(result.metrics or {})
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) inside a Ray Train worker; (0, 1) outside one."""
+    try:
+        import ray.train
+
+        context = ray.train.get_context()
+        return context.get_world_rank(), context.get_world_size()
+    except Exception:  # not inside a Ray Train worker (unit tests, a plain process)
+        return 0, 1
+
+
+def report(metrics: dict[str, Any]) -> None:
+    """Hand metrics back to the driver (Ray Train's result.metrics)."""
+    import ray.train
+
+    ray.train.report(metrics)

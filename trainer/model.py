@@ -1,0 +1,250 @@
+"""The mask predictor of a masked diffusion language model (LLaDA), single-device.
+
+A LLaMA-style Transformer with bidirectional attention and no time input (SPEC-diffusion.md, "Model";
+LLaDA paper section 2.1): it reads a partly masked sequence and predicts every token at once.
+Parallelism (DeepSpeed, Ray Train) is applied from outside; nothing here knows about it.
+
+Module names are chosen so that `state_dict()` keys are LLaDA's Hugging Face names without the leading
+"model.": `transformer.wte.weight`, `transformer.blocks.{i}.q_proj.weight`, ..., `transformer.ff_out.weight`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    """Shape of the mask predictor. The defaults are the `tiny` preset."""
+
+    n_layers: int = 4
+    """Number of Transformer blocks."""
+    d_model: int = 128
+    """Width of the residual stream."""
+    n_heads: int = 4
+    """Attention (query) heads; the head size is d_model / n_heads."""
+    n_kv_heads: int = 4
+    """Key/value heads (grouped-query attention when fewer than n_heads; must divide n_heads)."""
+    mlp_hidden_size: int = 384
+    """Hidden width of the SwiGLU feed-forward (each of ff_proj and up_proj)."""
+    vocab_size: int = 4096
+    """Rows of the input embedding and the output head; must cover the tokenizer, mask id included."""
+    rope_theta: float = 500000.0
+    """RoPE base frequency (500000 for LLaDA-8B)."""
+    rms_norm_eps: float = 1e-5
+    """Epsilon inside every RMSNorm."""
+    init_std: float = 0.02
+    """Standard deviation of the normal initialisation of every linear and embedding weight."""
+    causal: bool = False
+    """Causal attention: only for an autoregressive baseline; the diffusion model is bidirectional."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass (saves memory, costs one more forward)."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "n_kv_heads", "mlp_hidden_size", "vocab_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("rope_theta", "rms_norm_eps", "init_std"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"ModelConfig.n_heads ({self.n_heads}) must be divisible by n_kv_heads ({self.n_kv_heads})"
+            )
+        if self.head_dim % 2:
+            raise ValueError(
+                f"ModelConfig.d_model / n_heads = {self.head_dim} must be even (RoPE rotates pairs of dimensions)"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def tiny(vocab_size: int = 4096) -> ModelConfig:
+    """CPU-demo sized: 0.85M non-embedding parameters (1.9M in all at vocab 4096)."""
+    return ModelConfig(vocab_size=vocab_size)
+
+
+def llada_8b() -> ModelConfig:
+    """LLaDA-8B (SPEC table): 8.02B parameters, 6.98B without the embedding and the output head."""
+    return ModelConfig(
+        n_layers=32, d_model=4096, n_heads=32, n_kv_heads=32, mlp_hidden_size=12288, vocab_size=126464
+    )
+
+
+def llada_1b() -> ModelConfig:
+    """LLaDA-1B (SPEC table): 1.49B parameters, 0.97B without the embedding and the output head.
+
+    Per block 2*2048^2 (q, attn_out) + 2*2048*256 (k, v: 4 kv heads of 64) + 3*2048*5634 + 2*2048
+    = 44,056,576; times 22 blocks plus ln_f = 969,246,720; the two 126464x2048 matrices add 517,996,544.
+    """
+    return dataclasses.replace(
+        llada_8b(), n_layers=22, d_model=2048, n_heads=32, n_kv_heads=4, mlp_hidden_size=5634
+    )
+
+
+PRESETS = {"tiny": tiny, "llada_1b": llada_1b, "llada_8b": llada_8b}
+
+
+def model_config(name: str, **overrides) -> ModelConfig:
+    """A named preset with some fields replaced, e.g. `model_config("tiny", vocab_size=8192)`."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; known presets: {', '.join(PRESETS)}")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown ModelConfig field(s) {', '.join(unknown)}; known fields: {', '.join(sorted(known))}")
+    return dataclasses.replace(PRESETS[name](), **overrides)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, normalised in float32 (as LLaDA/OLMo do) and cast back before the weight."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_float = x.float()
+        x_float = x_float * torch.rsqrt(x_float.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x_float.to(x.dtype)
+
+
+def rope_cos_sin(seq_len: int, head_dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (T, hs) in float32, NeoX layout: dimension i and i + hs/2 share a frequency."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # (hs/2,)
+    positions = torch.arange(seq_len, device=device, dtype=torch.float32)  # (T,)
+    angles = torch.outer(positions, inv_freq)  # (T, hs/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (T, hs)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate (B, nh, T, hs) queries or keys by position; in float32 because bf16 angles drift at long T."""
+    x_float = x.float()
+    first, second = x_float.chunk(2, dim=-1)  # (B, nh, T, hs/2) each
+    rotated_half = torch.cat((-second, first), dim=-1)
+    return (x_float * cos + rotated_half * sin).to(x.dtype)
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attention(norm(x)), then x + SwiGLU(norm(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        C, hs = config.d_model, config.head_dim
+        self.attn_norm = RMSNorm(C, config.rms_norm_eps)
+        self.q_proj = nn.Linear(C, config.n_heads * hs, bias=False)
+        self.k_proj = nn.Linear(C, config.n_kv_heads * hs, bias=False)
+        self.v_proj = nn.Linear(C, config.n_kv_heads * hs, bias=False)
+        self.attn_out = nn.Linear(C, C, bias=False)
+        self.ff_norm = RMSNorm(C, config.rms_norm_eps)
+        self.ff_proj = nn.Linear(C, config.mlp_hidden_size, bias=False)
+        self.up_proj = nn.Linear(C, config.mlp_hidden_size, bias=False)
+        self.ff_out = nn.Linear(config.mlp_hidden_size, C, bias=False)
+
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        nh, nkv, hs = self.config.n_heads, self.config.n_kv_heads, self.config.head_dim
+
+        h = self.attn_norm(x)
+        q = self.q_proj(h).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = self.k_proj(h).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        v = self.v_proj(h).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if nkv != nh:
+            # GQA: query head i reads kv head i // (nh / nkv). Repeating (rather than SDPA's enable_gqa)
+            # keeps every SDPA backend available, the memory-efficient one with a mask included.
+            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
+            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=self.config.causal and attn_mask is None
+        )  # (B, nh, T, hs)
+        x = x + self.attn_out(y.transpose(1, 2).reshape(B, T, C))
+
+        h = self.ff_norm(x)
+        x = x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))  # SwiGLU, (B, T, C)
+        return x
+
+
+class MaskPredictor(nn.Module):
+    """Token ids (B, L), some of them the mask id, to logits (B, L, V) for every position."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.d_model),
+                blocks=nn.ModuleList(Block(config) for _ in range(config.n_layers)),
+                ln_f=RMSNorm(config.d_model, config.rms_norm_eps),
+                ff_out=nn.Linear(config.d_model, config.vocab_size, bias=False),  # untied output head
+            )
+        )
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=self.config.init_std)
+        elif isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """attention_mask (B, L), True where the token is real: left-padded prompts of a batch.
+
+        Padding positions are hidden as keys; RoPE is relative, so a left-padded row gives its real tokens
+        the same logits as the same row without padding.
+        """
+        B, T = input_ids.shape
+        x = self.transformer.wte(input_ids)  # (B, T, C)
+        cos, sin = rope_cos_sin(T, self.config.head_dim, self.config.rope_theta, input_ids.device)  # (T, hs)
+        attn_mask = None if attention_mask is None else self._attention_mask(attention_mask)
+        for block in self.transformer.blocks:
+            if self.config.activation_checkpointing and self.training:
+                x = checkpoint(block, x, cos, sin, attn_mask, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, attn_mask)
+        x = self.transformer.ln_f(x)
+        return self.transformer.ff_out(x)  # (B, T, V)
+
+    def _attention_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """SDPA boolean mask (B, 1, T, T), True = may attend, from real-token flags (B, T)."""
+        T = attention_mask.shape[1]
+        allowed = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): keys that are real tokens
+        # Every query also sees itself, so a padding row is never fully masked: an all-False row gives NaN,
+        # and NaN values reach real tokens in the next layer through 0 * NaN.
+        allowed = allowed | torch.eye(T, dtype=torch.bool, device=attention_mask.device)  # (B, 1, T, T)
+        if self.config.causal:
+            allowed = allowed & torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()
+        return allowed
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count; non_embedding leaves out the input embedding and the output head."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel() + self.transformer.ff_out.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int) -> int:
+        """Training FLOPs (forward + backward) per token at sequence length seq_len.
+
+        Convention of PaLM (Chowdhery et al. 2022, appendix B), as LLaDA reports MFU "by 6ND on non-embedding
+        parameters": 6 per non-embedding parameter (2 per multiply-add, x3 for forward + backward), plus
+        attention scores and weighted values, 2 * 2 * T * d_model per layer forward, x3. Bidirectional
+        attention computes the full T x T, so nothing is halved. The output head's matmul is not counted.
+        """
+        c = self.config
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layers * c.d_model * seq_len

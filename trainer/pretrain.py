@@ -1,0 +1,91 @@
+"""Pretraining job: packed token shards -> masked diffusion loss -> checkpoint (SPEC-diffusion.md).
+
+    python -m trainer.pretrain tokens_dir=out/tokens steps=100 [--dry-run]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from common.cli import run_job
+from common.config import ConfigError, from_dict
+from trainer.config import PretrainConfig
+from trainer.loop import Job
+
+
+def token_batches(tokens, *, batch_size: int, rank: int, world_size: int, seed: int) -> Iterator:
+    """Endless micro-batches of this rank's rows, reshuffled each epoch (same order on every rerun)."""
+    import numpy as np
+    import torch
+
+    rows = np.arange(rank, len(tokens), world_size)
+    if len(rows) < batch_size:
+        raise ConfigError(
+            f"rank {rank} has {len(rows)} sequences, fewer than micro_batch_size={batch_size}: write more token shards"
+        )
+    epoch = 0
+    while True:
+        order = np.random.default_rng(seed + epoch).permutation(rows)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = np.sort(order[start : start + batch_size])
+            yield torch.from_numpy(tokens[index].astype(np.int64))
+        epoch += 1
+
+
+def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
+    """(engine, batch, generator) -> (loss, tokens): the spec's pretraining objective."""
+    from trainer.diffusion import forward_process, masked_diffusion_loss, random_length_cut
+
+    def compute(engine, input_ids, generator):
+        input_ids = random_length_cut(input_ids, prob=random_length_prob, generator=generator)
+        noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, generator=generator)
+        logits = engine(noisy.to(engine.device))
+        loss = masked_diffusion_loss(logits, input_ids.to(engine.device), masked.to(engine.device), p_mask.to(engine.device))
+        return loss, input_ids.numel()
+
+    return compute
+
+
+def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
+    from pipelines.packing import load_token_shards
+    from trainer.model import MaskPredictor, model_config
+
+    tokens, manifest = load_token_shards(config.tokens_dir)
+    specials = manifest["special_tokens"]
+    model = MaskPredictor(
+        model_config(config.model, vocab_size=specials["vocab_size"], activation_checkpointing=config.activation_checkpointing)
+    )
+    batches = token_batches(tokens, batch_size=config.micro_batch_size, rank=rank, world_size=world_size, seed=config.seed)
+    return Job(model=model, batches=batches, loss=pretrain_loss(specials["mask"], config.eps, config.random_length_prob))
+
+
+def _worker(loop_config: dict) -> None:
+    from trainer import distributed, loop
+
+    config = from_dict(PretrainConfig, loop_config["config"])
+    metrics = loop.run(config, build_pretrain_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
+    distributed.report(metrics)
+
+
+def main(config: PretrainConfig) -> dict:
+    import json
+
+    from trainer.tracked_run import train_tracked
+
+    manifest_path = Path(config.tokens_dir) / "manifest.json"
+    if not manifest_path.is_file():
+        raise ConfigError(f"token shards not found: {manifest_path} (run pipelines.token_shards first)")
+    manifest = json.loads(manifest_path.read_text())
+    config.tokens_dir = str(Path(config.tokens_dir).resolve())
+    return train_tracked(
+        config,
+        _worker,
+        run_name="pretrain",
+        extra_params={"tokens_dir": config.tokens_dir, "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+                      "train_sequences": manifest.get("sequences"), "seq_len": manifest.get("seq_len")},
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(PretrainConfig, main, description="Masked diffusion pretraining (LLaDA) on token shards."))

@@ -1,0 +1,53 @@
+"""Sample a completion from a checkpoint with the reverse process (SPEC-diffusion.md, Sampling).
+
+    python -m trainer.sample checkpoint=out/sft prompt="What does the `ls` command do?"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common.cli import run_job
+from common.config import to_dict
+from trainer.config import SampleConfig
+
+
+def main(config: SampleConfig) -> dict:
+    import torch
+
+    from common.paths import require_paths
+    from tokenizer.encode import Tokenizer
+    from trainer.checkpoint import load_model
+    from trainer.sampler import generate
+
+    require_paths([config.checkpoint, config.tokenizer_dir])
+    tokenizer = Tokenizer.load(config.tokenizer_dir)
+    model = load_model(config.checkpoint)
+    if config.chat:
+        prompt_ids = tokenizer.chat_prompt([{"role": "user", "content": config.prompt}])
+    else:
+        prompt_ids = [tokenizer.bos_id] + tokenizer.encode(config.prompt)
+    torch.manual_seed(config.seed)
+    prompt = torch.tensor([prompt_ids])
+    output = generate(
+        model, prompt, steps=config.steps, gen_length=config.gen_length, block_length=config.block_length,
+        temperature=config.temperature, cfg_scale=config.cfg_scale, remasking=config.remasking,
+        mask_id=tokenizer.mask_id, eos_id=tokenizer.eos_id, eot_id=tokenizer.eot_id,
+    )
+    generated = output[0, prompt.shape[1] :].tolist()
+    # Everything after the first EOS is padding the model learned to emit (spec, SFT).
+    if tokenizer.eos_id in generated:
+        generated = generated[: generated.index(tokenizer.eos_id)]
+    completion = tokenizer.decode(generated)
+    print(f"[sample] prompt: {config.prompt}", flush=True)
+    print(f"[sample] completion: {completion}", flush=True)
+    result = {"prompt": config.prompt, "completion": completion, "config": to_dict(config)}
+    # A record of what this checkpoint said, kept beside it.
+    with open(Path(config.checkpoint) / "samples.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(result, ensure_ascii=False) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(SampleConfig, main, description="Generate a completion with the LLaDA sampler."))
