@@ -29,7 +29,11 @@ def setup_mlflow(experiment: str):
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         (state_dir() / "mlflow").mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that so a later LLADA_STATE_DIR still counts.
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     if mlflow.get_experiment_by_name(experiment) is None:
         mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}")
     mlflow.set_experiment(experiment)

@@ -13,8 +13,10 @@ from pipelines.config import CorpusBuildConfig
 # Applied in order, after Unicode NFC. RE2 syntax (pyarrow.compute).
 WHITESPACE_RULES = (
     (r"\r\n?", "\n"),  # Windows and old Mac line ends
-    (r"[ \t]+", " "),  # runs of spaces and tabs -> one space
-    (r" \n", "\n"),  # no trailing space on a line (runs are single spaces by now)
+    # Runs of spaces and tabs inside a line -> one space; leading indentation is kept, since code
+    # and aligned listings (much of a documentation corpus) mean something by it.
+    (r"(\S)[ \t]+", r"\1 "),
+    (r"[ \t]+\n", "\n"),  # no trailing whitespace on a line, nor whitespace-only lines
     (r"\n{3,}", "\n\n"),  # at most one blank line between paragraphs
 )
 

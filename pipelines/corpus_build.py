@@ -149,7 +149,6 @@ def read_file(file_index: int, path: str, source: str, config: CorpusBuildConfig
         "records": counts.records,
         "blank_lines": counts.blank_lines,
         "bytes": counts.bytes,
-        "candidates": all_keys.num_rows,
         "dropped": dict(dropped),
         "examples": counts.examples,
     }
@@ -192,15 +191,17 @@ def write_shard(file_index: int, config: CorpusBuildConfig, work: Path) -> dict:
 # -- driver ---------------------------------------------------------------------------------------
 
 
-def run_tasks(ray: Any, refs: list, on_done: Callable[[Any, int], None]) -> list:
-    """Results of `refs` in submission order; `on_done(result, finished)` as each one finishes."""
+def run_round(ray: Any, refs: list, verb: str, things: str, count: Callable[[Any], int], unit: str) -> list:
+    """Results of `refs` in submission order, printing "<verb> k/n <things>, <total> <unit>" as each ends."""
     results: dict = {}
+    total = 0
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
             results[ref] = ray.get(ref)
-            on_done(results[ref], len(results))
+            total += count(results[ref])
+            print(f"{LOG} {verb} {len(results)}/{len(refs)} {things}, {total:,} {unit}", flush=True)
     return [results[ref] for ref in refs]
 
 
@@ -211,43 +212,22 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
     ray = init_ray()
     work = (output_dir / "_work").resolve()
     shutil.rmtree(work, ignore_errors=True)  # left by an interrupted run
+    read_task, dedup_task, write_task = ray.remote(read_file), ray.remote(dedup_partition), ray.remote(write_shard)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    running = {"docs": 0}
-
-    def read_done(result: dict, finished: int) -> None:
-        running["docs"] += result["records"]
-        print(f"{LOG} read {finished}/{len(files)} files, {running['docs']:,} docs", flush=True)
-
-    read_task = ray.remote(read_file)
-    reads = run_tasks(
-        ray,
-        [read_task.remote(i, str(path.resolve()), str(path), config, work) for i, path in enumerate(files)],
-        read_done,
-    )
+    refs = [read_task.remote(i, str(path.resolve()), str(path), config, work) for i, path in enumerate(files)]
+    reads = run_round(ray, refs, "read", "files", lambda result: result["records"], "docs")
     seconds["read"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    running["duplicates"] = 0
-
-    def dedup_done(duplicates: int, finished: int) -> None:
-        running["duplicates"] += duplicates
-        print(f"{LOG} dedup {finished}/{config.num_partitions} partitions, {running['duplicates']:,} duplicates", flush=True)
-
-    dedup_task = ray.remote(dedup_partition)
-    run_tasks(ray, [dedup_task.remote(p, work) for p in range(config.num_partitions)], dedup_done)
+    refs = [dedup_task.remote(p, work) for p in range(config.num_partitions)]
+    run_round(ray, refs, "dedup", "partitions", lambda duplicates: duplicates, "duplicates")
     seconds["dedup"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    running["kept"] = 0
-
-    def write_done(result: dict, finished: int) -> None:
-        running["kept"] += result["documents"]
-        print(f"{LOG} wrote {finished}/{len(files)} shards, {running['kept']:,} docs", flush=True)
-
-    write_task = ray.remote(write_shard)
-    writes = run_tasks(ray, [write_task.remote(i, config, work) for i in range(len(files))], write_done)
+    refs = [write_task.remote(i, config, work) for i in range(len(files))]
+    writes = run_round(ray, refs, "wrote", "files", lambda result: result["documents"], "docs")
 
     # Number the non-empty shards in input order, then drop shards a previous, larger run left behind.
     documents_dir = output_dir / "documents"
@@ -257,7 +237,7 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
         if result["documents"]:
             name = f"shard-{len(shards):05d}.parquet"
             os.replace(shard_path(work, file_index), documents_dir / name)
-            shards.append({"file": f"documents/{name}", "documents": result["documents"], "bytes": result["bytes"], "sha256": result["sha256"]})
+            shards.append({"file": f"documents/{name}", **{k: result[k] for k in ("documents", "bytes", "sha256")}})
     current = {Path(s["file"]).name for s in shards}
     for stale in documents_dir.glob("shard-*.parquet"):
         if stale.name not in current:
@@ -328,7 +308,8 @@ def main(config: CorpusBuildConfig) -> dict:
         if run is not None:
             import mlflow
 
-            metrics = {k: stats[k] for k in ("files", "shards", "documents_in", "documents_kept", "blank_lines", "bytes_in", "bytes_kept")}
+            counted = ("files", "shards", "documents_in", "documents_kept", "blank_lines", "bytes_in", "bytes_kept")
+            metrics = {name: stats[name] for name in counted}
             metrics |= {f"dropped_{reason}": count for reason, count in stats["dropped"].items()}
             metrics |= {f"seconds_{name}": value for name, value in stats["seconds"].items()}
             mlflow.log_metrics(metrics)

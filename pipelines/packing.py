@@ -41,8 +41,9 @@ def to_arrow_table(rows: np.ndarray) -> pa.Table:
     rows = np.ascontiguousarray(rows, dtype=np.uint32)
     if rows.ndim != 2:
         raise ValueError(f"rows must have shape (n, seq_len), got {rows.shape}")
-    tokens = pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1)), rows.shape[1])
-    return pa.table({"tokens": tokens})
+    # from_buffers wraps the numpy memory as it is (pa.array would also import pandas, ~2 s per process).
+    values = pa.Array.from_buffers(pa.uint32(), rows.size, [None, pa.py_buffer(rows)])
+    return pa.Table.from_arrays([pa.FixedSizeListArray.from_arrays(values, rows.shape[1])], names=["tokens"])
 
 
 def read_token_shard(path: str | Path) -> np.ndarray:
@@ -50,10 +51,15 @@ def read_token_shard(path: str | Path) -> np.ndarray:
     reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
     seq_len = reader.schema.field("tokens").type.list_size
     parts = [
-        reader.get_batch(i).column(0).flatten().to_numpy(zero_copy_only=True).reshape(-1, seq_len)
+        _uint32_view(reader.get_batch(i).column(0).flatten()).reshape(-1, seq_len)
         for i in range(reader.num_record_batches)
     ]
     return _stack(parts, seq_len)
+
+
+def _uint32_view(values: pa.Array) -> np.ndarray:
+    """The ids of a uint32 array without nulls, as numpy over the same memory (to_numpy imports pandas)."""
+    return np.frombuffer(values.buffers()[1], dtype=np.uint32, count=len(values), offset=values.offset * 4)
 
 
 def load_token_shards(directory: str | Path) -> tuple[np.ndarray, dict]:
@@ -65,7 +71,9 @@ def load_token_shards(directory: str | Path) -> tuple[np.ndarray, dict]:
     directory = Path(directory)
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
-        raise ConfigError(f"no token shards at {directory}: {manifest_path} is missing; run python -m pipelines.token_shards")
+        raise ConfigError(
+            f"no token shards at {directory}: {manifest_path} is missing; run python -m pipelines.token_shards"
+        )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     seq_len = manifest["seq_len"]
     parts = []

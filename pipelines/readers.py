@@ -11,13 +11,15 @@ import glob
 import gzip
 import io
 import json
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import zstandard
 
 from common.config import ConfigError
 from common.paths import require_paths
@@ -92,12 +94,70 @@ def open_binary(path: Path) -> BinaryIO:
     if path.name.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.name.endswith(".zst"):
-        import zstandard
-
-        # read_across_frames: files written by concatenating zstd frames (pzstd, appends) hold several.
-        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return io.BufferedReader(_ChunkReader(zstd_chunks(path)))
     return open(path, "rb")
+
+
+def zstd_chunks(path: Path) -> Generator[bytes, None, None]:
+    """The decompressed data of a zstd file of one or more frames (pzstd and appends write several).
+
+    Not `ZstdDecompressor().stream_reader`: it returns a truncated file's data without an error
+    (python-zstandard 0.25), and a cut download would silently lose its tail.
+    """
+    decompressor = zstandard.ZstdDecompressor()
+    frame, inside_frame = decompressor.decompressobj(), False
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            while chunk:
+                inside_frame = True
+                yield frame.decompress(chunk)
+                if not frame.eof:
+                    break
+                chunk = frame.unused_data
+                frame, inside_frame = decompressor.decompressobj(), False
+    if inside_frame:
+        raise EOFError("zstd data ends inside a frame")
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (io.BufferedReader then splits lines)."""
+
+    def __init__(self, chunks: Generator[bytes, None, None]):
+        super().__init__()
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._chunks.close()  # closes the compressed file when reading stops early
+        super().close()
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def numbered_lines(path: Path, source: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a file; a truncated or corrupt file is an error naming it."""
+    line_number = 0
+    try:
+        with open_binary(path) as stream:
+            for line_number, raw in enumerate(stream, start=1):
+                yield line_number, raw
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
+        raise ValueError(
+            f"{source}: cannot read past line {line_number}: {type(e).__name__}: {e}; "
+            "the file is truncated or corrupt: re-create it or leave it out of inputs"
+        ) from e
 
 
 class BadRecord(Exception):
@@ -156,34 +216,25 @@ def read_jsonl(
     `counts` and skipped.
     """
     columns: dict[str, list] = {"id": [], "text": [], "source": [], "line": []}
-    line_number = 0
-    try:
-        with open_binary(path) as stream:
-            for line_number, raw in enumerate(stream, start=1):
-                if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]  # a UTF-8 byte order mark some editors write
-                if not raw.strip():
-                    counts.blank_lines += 1
-                    continue
-                counts.records += 1
-                counts.bytes += len(raw)
-                try:
-                    doc_id, text = parse_record(raw, text_field=text_field, id_field=id_field)
-                except BadRecord as bad:
-                    counts.drop(source, line_number, bad.reason, bad.detail)
-                    continue
-                columns["id"].append(doc_id if doc_id is not None else f"{source}:{line_number}")
-                columns["text"].append(text)
-                columns["source"].append(source)
-                columns["line"].append(line_number)
-                if len(columns["line"]) >= batch_size:
-                    yield pa.table(columns, schema=RECORD_SCHEMA)
-                    columns = {name: [] for name in columns}
-    except (OSError, EOFError, ValueError) as e:
-        # gzip/zstd raise these on a truncated or corrupt stream.
-        raise ValueError(
-            f"{source}: cannot read past line {line_number}: {type(e).__name__}: {e}; "
-            "the file is truncated or corrupt: re-create it or leave it out of inputs"
-        ) from e
+    for line_number, raw in numbered_lines(path, source):
+        if line_number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a UTF-8 byte order mark some editors write
+        if not raw.strip():
+            counts.blank_lines += 1
+            continue
+        counts.records += 1
+        counts.bytes += len(raw)
+        try:
+            doc_id, text = parse_record(raw, text_field=text_field, id_field=id_field)
+        except BadRecord as bad:
+            counts.drop(source, line_number, bad.reason, bad.detail)
+            continue
+        columns["id"].append(doc_id if doc_id is not None else f"{source}:{line_number}")
+        columns["text"].append(text)
+        columns["source"].append(source)
+        columns["line"].append(line_number)
+        if len(columns["line"]) >= batch_size:
+            yield pa.table(columns, schema=RECORD_SCHEMA)
+            columns = {name: [] for name in columns}
     if columns["line"]:
         yield pa.table(columns, schema=RECORD_SCHEMA)

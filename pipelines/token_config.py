@@ -18,7 +18,8 @@ class TokenShardsConfig:
     """The tokenizer job's output folder (tokenizer.model and special_tokens.json)."""
 
     output_dir: str = "out/tokens"
-    """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json and config.json go."""
+    """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, config.json and
+    report.json (counts and timings) go."""
 
     seq_len: int = 256
     """Tokens per training sequence. Documents are concatenated with EOS after each and cut into rows of
@@ -31,7 +32,7 @@ class TokenShardsConfig:
     """MLflow experiment that receives the run's counts and manifest."""
 
     log_to_mlflow: bool = True
-    """Log the manifest's counts as metrics and manifest.json as an artifact of an MLflow run."""
+    """Log the counts as metrics and manifest.json / report.json as artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:
         for name in ("corpus_dir", "tokenizer_dir", "output_dir", "mlflow_experiment"):

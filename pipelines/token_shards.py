@@ -24,13 +24,20 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import save_config, to_dict
+from common.ray_runtime import init_ray
+from common.tracking import mlflow_run
 from pipelines.packing import pack_sequences, to_arrow_table
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
 from tokenizer.train import document_shards, write_atomically
 
 FORMAT = "Arrow IPC file, one column tokens: fixed_size_list<uint32>[seq_len], one record batch"
-DROPPED = "the last partial sequence (fewer than seq_len tokens) of each document shard is dropped; tokens_dropped counts its tokens"
+DROPPED = (
+    "the last partial sequence (fewer than seq_len tokens) of each document shard is dropped; "
+    "tokens_dropped counts its tokens"
+)
+SHARD_KEYS = ("file", "source", "documents", "sequences", "tokens_dropped", "sha256")
+METRICS = ("sequences", "tokens", "tokens_dropped", "documents", "seconds", "tokens_per_second")
 
 
 def file_sha256(path: Path) -> str:
@@ -53,7 +60,11 @@ def _up_to_date(path: Path, provenance: dict[str, str]) -> dict | None:
     if any(metadata.get(key) != value for key, value in provenance.items()):
         return None
     sequences = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-    return {"sequences": sequences, "documents": int(metadata["documents"]), "tokens_dropped": int(metadata["tokens_dropped"])}
+    return {
+        "sequences": sequences,
+        "documents": int(metadata["documents"]),
+        "tokens_dropped": int(metadata["tokens_dropped"]),
+    }
 
 
 def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, seq_len: int, batch_size: int) -> dict:
@@ -74,7 +85,8 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
             texts = [text or "" for text in batch.column(0).to_pylist()]
             documents += len(texts)
             # One thread: Ray runs one task per core.
-            rows, carry = pack_sequences(tokenizer.encode_batch(texts, num_threads=1), seq_len, tokenizer.eos_id, carry=carry)
+            ids = tokenizer.encode_batch(texts, num_threads=1)
+            rows, carry = pack_sequences(ids, seq_len, tokenizer.eos_id, carry=carry)
             parts.append(rows)
         rows = np.concatenate(parts) if parts else np.empty((0, seq_len), dtype=np.uint32)
         counts = {"sequences": len(rows), "documents": documents, "tokens_dropped": len(carry)}
@@ -88,19 +100,18 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
 
 
 def main(config: TokenShardsConfig) -> dict:
-    """Write the token files and manifest.json; returns the manifest's counts with timings."""
+    """Write the token files, manifest.json, config.json and report.json; returns the report (counts, timings)."""
     shards = document_shards(config.corpus_dir)
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-
-    from common.ray_runtime import init_ray
-
     ray = init_ray()
     started = time.perf_counter()
     task = ray.remote(num_cpus=1)(tokenize_shard)
+    # Absolute paths: a worker's current folder need not be the driver's.
+    output_dir, tokenizer_dir = str(output.resolve()), str(Path(config.tokenizer_dir).resolve())
     pending = {
-        task.remote(str(shard.resolve()), i, str(output.resolve()), str(Path(config.tokenizer_dir).resolve()), config.seq_len, config.batch_size): shard
+        task.remote(str(shard.resolve()), i, output_dir, tokenizer_dir, config.seq_len, config.batch_size): shard
         for i, shard in enumerate(shards)
     }
     results = []
@@ -131,12 +142,12 @@ def main(config: TokenShardsConfig) -> dict:
         "format": FORMAT,
         "tokenizer_sha256": tokenizer.sha256,
         "special_tokens": {**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size},
-        "shards": [{key: r[key] for key in ("file", "source", "documents", "sequences", "tokens_dropped", "sha256")} for r in results],
+        "shards": [{key: r[key] for key in SHARD_KEYS} for r in results],
     }
     write_atomically(output / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode())
     save_config(config, output / "config.json")
     seconds = time.perf_counter() - started
-    summary = {
+    report = {
         **{key: manifest[key] for key in ("seq_len", "sequences", "tokens", "tokens_dropped", "documents")},
         "shards": len(results),
         "shards_kept": sum(r["skipped"] for r in results),
@@ -144,21 +155,21 @@ def main(config: TokenShardsConfig) -> dict:
         "tokens_per_second": round((manifest["tokens"] + manifest["tokens_dropped"]) / max(seconds, 1e-9)),
         "output_dir": str(output),
     }
+    write_atomically(output / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     print(
-        f"token shards: {summary['sequences']} sequences of {config.seq_len} ({summary['tokens']} tokens, "
-        f"{summary['tokens_dropped']} dropped) from {summary['documents']} documents in {seconds:.1f} s -> {output}",
+        f"token shards: {report['sequences']} sequences of {config.seq_len} ({report['tokens']} tokens, "
+        f"{report['tokens_dropped']} dropped) from {report['documents']} documents in {seconds:.1f} s -> {output}",
         flush=True,
     )
     if config.log_to_mlflow:
-        from common.tracking import mlflow_run
-
         with mlflow_run(config.mlflow_experiment, "token_shards", params=to_dict(config)) as run:
             import mlflow
 
-            mlflow.log_metrics({key: summary[key] for key in ("sequences", "tokens", "tokens_dropped", "documents", "seconds", "tokens_per_second")})
-            mlflow.log_artifact(str(output / "manifest.json"))
-            summary["mlflow_run_id"] = run.info.run_id
-    return summary
+            mlflow.log_metrics({key: report[key] for key in METRICS})
+            for name in ("manifest.json", "report.json"):
+                mlflow.log_artifact(str(output / name))
+            report["mlflow_run_id"] = run.info.run_id
+    return report
 
 
 if __name__ == "__main__":

@@ -46,13 +46,21 @@ class TokenizerConfig:
     round-trips."""
 
     num_threads: int = 2
-    """Threads SentencePiece trains with (the model is the same for any number)."""
+    """Threads SentencePiece trains with. Any number learns the same pieces and scores, but the number is
+    recorded in tokenizer.model, so its bytes (and sha256) are the same only for the same num_threads."""
 
     seed: int = 0
     """Seed of the document sample and of SentencePiece's sentence sampling."""
 
+    mlflow_experiment: str = "corpus_build"
+    """MLflow experiment that receives the run's counts, report and tokenizer files."""
+
+    log_to_mlflow: bool = True
+    """Log the report's counts as metrics and tokenizer.model, special_tokens.json and report.json as
+    artifacts of an MLflow run."""
+
     def __post_init__(self) -> None:
-        for name in ("corpus_dir", "output_dir"):
+        for name in ("corpus_dir", "output_dir", "mlflow_experiment"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"{name} may not be empty")
         if self.model_type not in MODEL_TYPES:

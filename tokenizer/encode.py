@@ -39,7 +39,10 @@ class Tokenizer:
         model_path, specials_path = require_paths(
             [Path(directory) / "tokenizer.model", Path(directory) / "special_tokens.json"], "tokenizer"
         )
-        tokenizer = cls(model_path.read_bytes())
+        try:
+            tokenizer = cls(model_path.read_bytes())
+        except (RuntimeError, ValueError) as e:  # not a SentencePiece model, or not one of ours
+            raise ConfigError(f"{model_path}: {e}") from None
         written = json.loads(specials_path.read_text(encoding="utf-8"))
         expected = {**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size}
         if written != expected:
@@ -142,7 +145,7 @@ class Tokenizer:
 
 def _role_and_content(index: int, message: Message) -> tuple[str, str]:
     if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not message["role"]:
-        raise ValueError(f"message {index} must be a dict with a non-empty 'role' and a 'content' string, got {message!r}")
+        raise ValueError(f"message {index} must be a dict with a non-empty 'role' and a 'content' string: {message!r}")
     if not isinstance(message.get("content"), str):
         raise ValueError(f"message {index} ({message['role']}) has no 'content' string")
     return message["role"], message["content"]

@@ -24,12 +24,14 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from common.cli import run_job
-from common.config import ConfigError, save_config
+from common.config import ConfigError, save_config, to_dict
 from common.paths import require_paths
+from common.tracking import mlflow_run
 from tokenizer.config import TokenizerConfig
 from tokenizer.specials import special_ids, trainer_options
 
 READ_BATCH_ROWS = 1024
+COUNTS = ("documents_total", "documents_sampled", "documents_empty", "documents_split", "pieces", "bytes")
 
 
 def document_shards(corpus_dir: str | Path) -> list[Path]:
@@ -149,7 +151,9 @@ def main(config: TokenizerConfig) -> dict:
     except RuntimeError as e:
         if counts["pieces"] == 0:
             raise ConfigError(f"no text to train on: every document in {shards[0].parent} is empty") from None
-        raise ConfigError(f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage") from None
+        raise ConfigError(
+            f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage"
+        ) from None
     model_bytes = model.getvalue()
     processor = spm.SentencePieceProcessor(model_proto=model_bytes)
     ids = special_ids(processor)
@@ -165,7 +169,7 @@ def main(config: TokenizerConfig) -> dict:
         "vocab_size": vocab_size,
         "special_tokens": ids,
         "shards": len(shards),
-        **{key: counts[key] for key in ("documents_total", "documents_sampled", "documents_empty", "documents_split", "pieces", "bytes")},
+        **{key: counts[key] for key in COUNTS},
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_atomically(output / "report.json", (json.dumps(report, indent=2) + "\n").encode())
@@ -175,6 +179,14 @@ def main(config: TokenizerConfig) -> dict:
         f"(sha256 {report['tokenizer_sha256'][:12]})",
         flush=True,
     )
+    if config.log_to_mlflow:
+        with mlflow_run(config.mlflow_experiment, "tokenizer", params=to_dict(config)) as run:
+            import mlflow
+
+            mlflow.log_metrics({key: report[key] for key in COUNTS + ("vocab_size", "seconds")})
+            for name in ("tokenizer.model", "special_tokens.json", "report.json"):
+                mlflow.log_artifact(str(output / name))
+            report["mlflow_run_id"] = run.info.run_id
     return report
 
 

@@ -28,7 +28,8 @@ def test_nfc_composes_combining_marks():
         ("p1\n\np2", "p1\n\np2"),  # one blank line stays
         ("  \n lead\n", "lead"),  # stripped at both ends
         ("windows\r\nline\rends", "windows\nline\nends"),
-        ("    indented\n        more", "indented\n more"),  # leading runs also become one space
+        ("    indented\n        more", "indented\n        more"),  # indentation kept (only the text's start is stripped)
+        ("code:\n    x  =  1\t\n", "code:\n    x = 1"),  # runs inside a line collapse, trailing ones go
         ("", ""),
         (" \n\t ", ""),
     ],

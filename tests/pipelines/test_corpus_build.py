@@ -30,6 +30,11 @@ def ray_session(tmp_path_factory):
         env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         env.delenv("RAY_ADDRESS", raising=False)
+        # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which common.tracking then prefers over
+        # LLADA_STATE_DIR. setenv-then-delenv makes the undo after this module remove the value mlflow
+        # exports meanwhile, so no other module inherits this module's store (nor this one another's).
+        env.setenv("MLFLOW_TRACKING_URI", "")
+        env.delenv("MLFLOW_TRACKING_URI")
         from common.ray_runtime import init_ray
 
         ray = init_ray(num_cpus=2)
@@ -39,7 +44,10 @@ def ray_session(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
-    """Three files, one per format, with duplicates within and across files and one of each bad line."""
+    """Files of every format, with duplicates within and across files and one of each bad line.
+
+    b0.jsonl keeps nothing (a copy of p1 and a short text), so no shard is written for it.
+    """
     folder = tmp_path_factory.mktemp("inputs")
     plain = [
         {"id": "p1", "text": long_text("apples")},
@@ -57,6 +65,7 @@ def inputs(tmp_path_factory) -> Path:
         {"text": long_text("cherries")},  # no id: named by its location
         {"id": "g4", "body": "missing text"},
     ]
+    (folder / "b0.jsonl").write_text(json.dumps({"text": long_text("apples")}) + "\n" + json.dumps({"text": "tiny"}) + "\n")
     (folder / "b.jsonl.gz").write_bytes(gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in gz), mtime=0))
     zst = [
         json.dumps({"id": "z1", "text": long_text("plums") + "\n\n\n"}).encode(),  # duplicate of g2
@@ -95,11 +104,12 @@ def test_shards_agree_with_manifest_and_stats(built):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
     assert manifest["documents"] == stats["documents_kept"] == sum(t.num_rows for t in tables) == 5
     assert manifest["bytes"] == stats["bytes_kept"]
-    assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values()) == 14
+    assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values()) == 16
+    assert (stats["files"], stats["shards"]) == (4, 3)
     assert stats["dropped"] == {
         "empty": 1,
-        "too_short": 1,
-        "duplicate": 3,
+        "too_short": 2,
+        "duplicate": 4,
         "malformed_json": 1,
         "invalid_utf8": 1,
         "missing_text": 1,
@@ -138,7 +148,7 @@ def test_counts_and_artifacts_reach_mlflow(built):
     mlflow = setup_mlflow("corpus_build")
     run = mlflow.get_run(summary["mlflow_run_id"])
     assert run.data.metrics["documents_kept"] == 5
-    assert run.data.metrics["dropped_duplicate"] == 3
+    assert run.data.metrics["dropped_duplicate"] == 4
     assert run.data.params["min_chars"] == "50"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"manifest.json", "stats.json"} <= artifacts
@@ -149,7 +159,8 @@ def test_rerun_gives_byte_identical_shards_and_removes_stale_ones(built, inputs)
     before = {p.name: p.read_bytes() for p in (output_dir / "documents").iterdir()}
     manifest_before = (output_dir / "manifest.json").read_text()
     (output_dir / "documents" / "shard-00099.parquet").write_bytes(b"left by a larger run")
-    main(CorpusBuildConfig(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=3, log_to_mlflow=False))
+    # Another partitioning too: which copy survives depends on input order only.
+    main(CorpusBuildConfig(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=1, log_to_mlflow=False))
     after = {p.name: p.read_bytes() for p in (output_dir / "documents").iterdir()}
     assert after == before
     assert json.loads((output_dir / "manifest.json").read_text())["shards"] == json.loads(manifest_before)["shards"]
@@ -161,6 +172,15 @@ def test_missing_input_fails_before_anything_is_written(ray_session, inputs, tmp
     with pytest.raises(ConfigError, match=str(missing)):
         main(CorpusBuildConfig(inputs=[str(inputs), str(missing)], output_dir=str(output_dir), log_to_mlflow=False))
     assert not output_dir.exists()
+
+
+def test_corrupt_file_fails_naming_it_and_leaves_no_manifest(ray_session, tmp_path):
+    data = zstandard.ZstdCompressor().compress(b"".join(json.dumps({"text": long_text(str(i))}).encode() + b"\n" for i in range(500)))
+    (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
+    output_dir = tmp_path / "out"
+    with pytest.raises(ValueError, match="cut.jsonl.zst: cannot read past line"):
+        main(CorpusBuildConfig(inputs=[str(tmp_path / "cut.jsonl.zst")], output_dir=str(output_dir), log_to_mlflow=False))
+    assert not (output_dir / "manifest.json").exists()
 
 
 def test_unknown_or_invalid_config_is_a_config_error():

@@ -63,7 +63,7 @@ def write_shards(directory, shards: list[np.ndarray], seq_len: int, **manifest_o
     entries = []
     for i, rows in enumerate(shards):
         table = to_arrow_table(rows)
-        with pa.OSFile(str(directory / f"tokens-{i:05d}.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        with pa.ipc.new_file(str(directory / f"tokens-{i:05d}.arrow"), table.schema) as writer:
             writer.write_table(table)
         entries.append({"file": f"tokens-{i:05d}.arrow", "sequences": len(rows), "sha256": ""})
     manifest = {"seq_len": seq_len, "sequences": sum(len(r) for r in shards), "shards": entries, **manifest_overrides}

@@ -126,11 +126,15 @@ def test_byte_order_mark_on_first_line_is_ignored(tmp_path):
     assert table.num_rows == 3 and not counts.dropped
 
 
-def test_truncated_compressed_file_is_an_error_naming_it(tmp_path):
-    data = gzip.compress(jsonl_bytes(GOOD * 200), mtime=0)
-    path = tmp_path / "cut.jsonl.gz"
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.jsonl.gz.*truncated or corrupt"):
+@pytest.mark.parametrize("name", ["cut.jsonl.gz", "cut.jsonl.zst", "garbled.jsonl.gz"])
+def test_truncated_or_corrupt_compressed_file_is_an_error_naming_it(tmp_path, name):
+    path = write(tmp_path / name, jsonl_bytes([{"text": f"line {i} of a file that will be cut"} for i in range(5000)]))
+    data = path.read_bytes()
+    if name.startswith("cut"):
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.write_bytes(data[:200] + bytes(50) + data[250:])
+    with pytest.raises(ValueError, match=f"{name}: cannot read past line .*truncated or corrupt"):
         read_all(path)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +23,19 @@ SHARDS = 3
 
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
+    """A private local Ray for this module, and MLflow state in a temporary folder."""
     import ray
 
-    state = tmp_path_factory.mktemp("state")
-    previous = os.environ.get("LLADA_STATE_DIR")
-    os.environ["LLADA_STATE_DIR"] = str(state)
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-    if previous is None:
-        os.environ.pop("LLADA_STATE_DIR", None)
-    else:
-        os.environ["LLADA_STATE_DIR"] = previous
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT"):
+            env.delenv(name, raising=False)
+        started = not ray.is_initialized()  # a module before this one may have left its Ray running
+        if started:
+            ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+        yield ray
+        if started:
+            ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def inputs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
 
 def config(inputs, output: Path, **overrides) -> TokenShardsConfig:
     corpus, tokenizer_dir, _ = inputs
-    values = {"corpus_dir": str(corpus), "tokenizer_dir": str(tokenizer_dir), "output_dir": str(output), "seq_len": SEQ_LEN, "log_to_mlflow": False}
-    return TokenShardsConfig(**{**values, **overrides, "batch_size": overrides.get("batch_size", 16)})
+    values = {"corpus_dir": str(corpus), "tokenizer_dir": str(tokenizer_dir), "output_dir": str(output)}
+    return TokenShardsConfig(**{**values, "seq_len": SEQ_LEN, "batch_size": 16, "log_to_mlflow": False, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def file_bytes(directory: Path) -> dict[str, bytes]:
 
 
 def test_counts_match_files_and_an_independent_computation(run, inputs):
-    output, summary = run
+    output, report = run
     corpus, tokenizer_dir, documents = inputs
     manifest = json.loads((output / "manifest.json").read_text())
     tok = Tokenizer.load(tokenizer_dir)
@@ -83,7 +83,8 @@ def test_counts_match_files_and_an_independent_computation(run, inputs):
         assert manifest["shards"][i]["sequences"] == len(rows)
         assert manifest["shards"][i]["tokens_dropped"] == len(leftover) < SEQ_LEN
         assert read_token_shard(output / f"tokens-{i:05d}.arrow").tolist() == rows.tolist()
-        assert manifest["shards"][i]["sha256"] == hashlib.sha256((output / f"tokens-{i:05d}.arrow").read_bytes()).hexdigest()
+        file_bytes_i = (output / f"tokens-{i:05d}.arrow").read_bytes()
+        assert manifest["shards"][i]["sha256"] == hashlib.sha256(file_bytes_i).hexdigest()
 
     tokens, loaded_manifest = load_token_shards(output)
     assert loaded_manifest == manifest
@@ -94,7 +95,7 @@ def test_counts_match_files_and_an_independent_computation(run, inputs):
     total = sum(len(ids) + 1 for ids in tok.encode_batch([d["text"] for d in documents]))
     assert manifest["tokens"] + manifest["tokens_dropped"] == total  # every token is in a row or counted as dropped
     assert "dropped" in manifest["dropped"]
-    assert summary["sequences"] == manifest["sequences"] and summary["shards_kept"] == 0
+    assert report["sequences"] == manifest["sequences"] and report["shards_kept"] == 0
 
 
 def test_tokenizer_is_recorded(run, inputs):
@@ -113,7 +114,8 @@ def test_rerun_is_byte_identical(run, inputs, tmp_path, capsys):
     fresh = main(config(inputs, tmp_path, batch_size=7))
     assert file_bytes(tmp_path) == before and fresh["shards_kept"] == 0
     # ...and a rerun in place keeps every file, and redoes one whose tokenizer no longer matches.
-    (output / "tokens-00001.arrow").write_bytes(before["tokens-00001.arrow"].replace(b"tokenizer_sha256", b"tokenizer_sha257"))
+    stale = before["tokens-00001.arrow"].replace(b"tokenizer_sha256", b"tokenizer_sha257")
+    (output / "tokens-00001.arrow").write_bytes(stale)
     capsys.readouterr()
     again = main(config(inputs, output))
     assert again["shards_kept"] == SHARDS - 1
@@ -140,7 +142,8 @@ def test_missing_inputs_are_config_errors_naming_them(inputs, tmp_path):
 
 def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     corpus, tokenizer_dir, _ = inputs
-    argv = [f"corpus_dir={corpus}", f"tokenizer_dir={tokenizer_dir}", f"output_dir={tmp_path}", f"seq_len={SEQ_LEN}", "batch_size=16"]
+    argv = [f"corpus_dir={corpus}", f"tokenizer_dir={tokenizer_dir}", f"output_dir={tmp_path}"]
+    argv += [f"seq_len={SEQ_LEN}", "batch_size=16"]
     assert run_job(TokenShardsConfig, main, argv) == 0
     assert file_bytes(tmp_path) == file_bytes(run[0])
 
@@ -155,3 +158,5 @@ def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     assert found.data.metrics["tokens_dropped"] == manifest["tokens_dropped"]
     assert found.data.params["seq_len"] == str(SEQ_LEN)
     assert f"mlflow run: {found.info.run_id}" in capsys.readouterr().out
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found.info.run_id)}
+    assert artifacts == {"manifest.json", "report.json"}

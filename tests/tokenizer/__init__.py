@@ -50,5 +50,6 @@ def train_tokenizer(corpus_dir: Path, output_dir: Path, **overrides) -> dict:
     from tokenizer.config import TokenizerConfig
     from tokenizer.train import main
 
-    config = TokenizerConfig(corpus_dir=str(corpus_dir), output_dir=str(output_dir), **{"vocab_size": 1024, **overrides})
+    values = {"vocab_size": 1024, "log_to_mlflow": False, **overrides}
+    config = TokenizerConfig(corpus_dir=str(corpus_dir), output_dir=str(output_dir), **values)
     return main(config)

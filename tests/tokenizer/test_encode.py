@@ -36,7 +36,9 @@ def tok(tokenizer_dir) -> Tokenizer:
 def test_special_ids(tok):
     assert (tok.unk_id, tok.bos_id, tok.eos_id, tok.pad_id) == (0, 1, 2, 3)
     assert (tok.mask_id, tok.eot_id, tok.start_header_id, tok.end_header_id) == (4, 5, 6, 7)
-    assert tok.special_tokens == {"unk": 0, "bos": 1, "eos": 2, "pad": 3, "mask": 4, "eot": 5, "start_header": 6, "end_header": 7}
+    assert tok.special_tokens == {
+        "unk": 0, "bos": 1, "eos": 2, "pad": 3, "mask": 4, "eot": 5, "start_header": 6, "end_header": 7
+    }
     assert tok.vocab_size == 1024 and len(tok.sha256) == 64
 
 
@@ -94,6 +96,9 @@ def test_special_tokens_json_must_match_the_model(tokenizer_dir, tmp_path):
     specials = json.loads((copy / "special_tokens.json").read_text())
     (copy / "special_tokens.json").write_text(json.dumps({**specials, "mask": 9}))
     with pytest.raises(ConfigError, match="special_tokens.json"):
+        Tokenizer.load(copy)
+    (copy / "tokenizer.model").write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="tokenizer.model"):
         Tokenizer.load(copy)
     with pytest.raises(ConfigError, match=str(tmp_path / "missing")):
         Tokenizer.load(tmp_path / "missing")

@@ -37,7 +37,9 @@ def test_writes_model_special_tokens_config_and_report(trained):
     assert processor.vocab_size() == 1024 == report["vocab_size"]
     assert report["tokenizer_sha256"] == hashlib.sha256(model).hexdigest()
     assert json.loads((output / "special_tokens.json").read_text()) == {**SPECIAL_IDS, "vocab_size": 1024}
-    assert SPECIAL_IDS == {"unk": 0, "bos": 1, "eos": 2, "pad": 3, "mask": 4, "eot": 5, "start_header": 6, "end_header": 7}
+    assert SPECIAL_IDS == {
+        "unk": 0, "bos": 1, "eos": 2, "pad": 3, "mask": 4, "eot": 5, "start_header": 6, "end_header": 7
+    }
     for name, piece in vars(SPECIAL_TOKENS).items():
         assert processor.id_to_piece(SPECIAL_IDS[name]) == piece
     assert [processor.is_control(i) for i in (1, 2, 3)] == [True, True, True] and processor.is_unknown(0)
@@ -92,7 +94,8 @@ def test_split_text_cuts_after_newline_else_before_space():
 def test_document_sample_is_bounded_and_deterministic(corpus, tmp_path):
     chosen = sample_documents([100, 50], 30, seed=7)
     assert len(set(chosen)) == 30 and list(chosen) == sorted(chosen) and chosen.max() < 150
-    assert list(chosen) == list(sample_documents([100, 50], 30, seed=7)) != list(sample_documents([100, 50], 30, seed=8))
+    assert list(chosen) == list(sample_documents([100, 50], 30, seed=7))
+    assert list(chosen) != list(sample_documents([100, 50], 30, seed=8))
     assert sample_documents([100, 50], 0, seed=7) is None and sample_documents([10], 30, seed=7) is None
     report = train_tokenizer(corpus, tmp_path, max_documents=200, vocab_size=600)
     assert (report["documents_total"], report["documents_sampled"]) == (360, 200)
@@ -124,11 +127,27 @@ def test_config_validation():
         TokenizerConfig(character_coverage=1.5)
 
 
-def test_cli(corpus, tmp_path, capsys):
+def test_cli_and_mlflow(corpus, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LLADA_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ARTIFACT_ROOT", raising=False)
     assert run_job(TokenizerConfig, main, ["--dry-run", "vocab_size=512"]) == 0
     assert json.loads(capsys.readouterr().out)["vocab_size"] == 512
-    assert run_job(TokenizerConfig, main, [f"corpus_dir={corpus}", f"output_dir={tmp_path}", "vocab_size=600"]) == 0
-    assert (tmp_path / "tokenizer.model").is_file()
+    output = tmp_path / "tokenizer"
+    assert run_job(TokenizerConfig, main, [f"corpus_dir={corpus}", f"output_dir={output}", "vocab_size=600"]) == 0
+    assert (output / "tokenizer.model").is_file()
+
+    import mlflow
+
+    from common.tracking import setup_mlflow
+
+    setup_mlflow("corpus_build")
+    (run,) = mlflow.search_runs(experiment_names=["corpus_build"], output_format="list")
+    assert run.info.run_name == "tokenizer" and run.data.metrics["vocab_size"] == 600
+    assert run.data.metrics["documents_split"] == json.loads((output / "report.json").read_text())["documents_split"]
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert artifacts == {"tokenizer.model", "special_tokens.json", "report.json"}
+
     missing = tmp_path / "nowhere"
     result = subprocess.run(
         [sys.executable, "-m", "tokenizer.train", f"corpus_dir={missing}"], capture_output=True, text=True, timeout=60

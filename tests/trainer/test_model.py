@@ -146,7 +146,9 @@ def test_activation_checkpointing_gives_identical_gradients():
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=0, atol=0, msg=name)
 
 
-@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile (inductor) needs a C++ compiler")
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None, reason="torch.compile (inductor) needs a C++ compiler"
+)
 def test_compiled_forward_matches_eager():
     # One layer, one shape, with the padding mask: the compile is the cost (~20 s cold on 2 cores).
     model = small_model(n_layers=1)
