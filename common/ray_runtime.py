@@ -19,7 +19,6 @@ def init_ray(*, num_cpus: int | None = None):
     kwargs: dict = {"log_to_driver": True, "configure_logging": False}
     if address is None:
         kwargs["num_cpus"] = num_cpus
-        kwargs["include_dashboard"] = False
         # A private single-machine Ray: no token (Ray 2.60 would otherwise write one under ~/.ray).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # The project is importable through its editable install; workers inherit the environment.

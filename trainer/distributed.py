@@ -65,8 +65,8 @@ def save_weights(engine, output_dir: str | Path, filename: str = "model.pt") -> 
     return Path(output_dir) / filename
 
 
-def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name: str) -> dict[str, Any]:
-    """Run `worker_fn(loop_config)` on `config.num_workers` Ray Train workers; return rank 0's last report."""
+def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name: str) -> None:
+    """Run `worker_fn(loop_config)` on `config.num_workers` Ray Train workers; raise if any fails."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -83,22 +83,11 @@ def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name
     result = trainer.fit()
     if result.error:
         raise result.error
-    return dict(result.metrics or {})
 
 
 def world() -> tuple[int, int]:
-    """(rank, world size) inside a Ray Train worker; (0, 1) outside one."""
-    try:
-        import ray.train
-
-        context = ray.train.get_context()
-        return context.get_world_rank(), context.get_world_size()
-    except Exception:  # not inside a Ray Train worker (unit tests, a plain process)
-        return 0, 1
-
-
-def report(metrics: dict[str, Any]) -> None:
-    """Hand metrics back to the driver (Ray Train's result.metrics)."""
+    """(rank, world size) of this Ray Train worker."""
     import ray.train
 
-    ray.train.report(metrics)
+    context = ray.train.get_context()
+    return context.get_world_rank(), context.get_world_size()

@@ -5,6 +5,7 @@ The loop owns the steps; side effects (MLflow metrics, the checkpoint) happen on
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -30,8 +31,8 @@ class Job:
     """(engine, batch, torch.Generator) -> (scalar loss, tokens in the batch)."""
 
 
-def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str | None, tracking_uri: str | None) -> dict:
-    """Train `config.steps` optimizer steps; save the checkpoint; return the last metrics."""
+def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str | None, tracking_uri: str | None) -> None:
+    """Train `config.steps` optimizer steps; save the checkpoint and train_metrics.json beside it."""
     import torch
 
     rank, world_size = distributed.world()
@@ -88,9 +89,10 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
     if rank == 0:
         write_model_config(job.model.config, output_dir)
         save_config(config, output_dir / "config.json")
+        metrics = {"first_loss": first_loss, "final_loss": last_loss, "steps": config.steps}
+        (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if logger:
             logger.log({"final_loss": last_loss}, config.steps)
-    return {"first_loss": first_loss, "final_loss": last_loss}
 
 
 class _MetricLogger:

@@ -61,11 +61,10 @@ def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Jo
 
 
 def _worker(loop_config: dict) -> None:
-    from trainer import distributed, loop
+    from trainer import loop
 
     config = from_dict(PretrainConfig, loop_config["config"])
-    metrics = loop.run(config, build_pretrain_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
-    distributed.report(metrics)
+    loop.run(config, build_pretrain_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
 
 
 def main(config: PretrainConfig) -> dict:

@@ -94,11 +94,10 @@ def build_sft_job(config: SFTConfig, rank: int, world_size: int) -> Job:
 
 
 def _worker(loop_config: dict) -> None:
-    from trainer import distributed, loop
+    from trainer import loop
 
     config = from_dict(SFTConfig, loop_config["config"])
-    metrics = loop.run(config, build_sft_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
-    distributed.report(metrics)
+    loop.run(config, build_sft_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
 
 
 def main(config: SFTConfig) -> dict:

@@ -20,8 +20,9 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, e
         import mlflow
 
         loop_config = {"config": to_dict(config), "mlflow_run_id": run.info.run_id, "tracking_uri": tracking_uri()}
-        metrics = distributed.launch(worker_fn, loop_config, config, name=f"{run_name}-{run.info.run_id[:8]}")
+        distributed.launch(worker_fn, loop_config, config, name=f"{run_name}-{run.info.run_id[:8]}")
         checkpoint = Path(config.output_dir)
+        metrics = json.loads((checkpoint / "train_metrics.json").read_text())
         mlflow.set_tag("checkpoint", checkpoint.as_uri())
         mlflow.log_artifact(str(checkpoint / "model_config.json"), artifact_path="checkpoint")
         mlflow.log_artifact(str(checkpoint / "config.json"), artifact_path="checkpoint")
@@ -29,8 +30,8 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, e
             "run_id": run.info.run_id,
             "experiment": config.mlflow_experiment,
             "checkpoint": str(checkpoint),
-            "first_loss": metrics.get("first_loss"),
-            "final_loss": metrics.get("final_loss"),
+            "first_loss": metrics["first_loss"],
+            "final_loss": metrics["final_loss"],
         }
         (checkpoint / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "

@@ -1,0 +1,64 @@
+"""The DAG files: they parse, import nothing heavy, and their Params make valid job configs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from common import airflow_home
+from common.airflow_params import CHAINED_FIELDS, overrides_from
+from common.config import from_dict, json_schema
+from common.paths import PROJECT_ROOT
+from pipelines.config import CorpusBuildConfig
+from pipelines.token_config import TokenShardsConfig
+from tokenizer.config import TokenizerConfig
+from trainer.config import PretrainConfig, SampleConfig, SFTConfig
+
+DAG_FILES = ["corpus_build", "pretrain", "sft"]
+
+
+@pytest.fixture(scope="module")
+def dags():
+    airflow_home.configure()
+    return airflow_home.load_dags()
+
+
+def test_dagbag_has_the_three_dags_and_their_tasks(dags):
+    assert set(DAG_FILES) <= set(dags)
+    assert {t.task_id for t in dags["corpus_build"].tasks} == {"clean_and_dedup", "train_tokenizer", "write_token_shards"}
+    assert {t.task_id for t in dags["pretrain"].tasks} == {"train"}
+    assert {t.task_id for t in dags["sft"].tasks} == {"finetune", "sample"}
+    assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
+
+
+@pytest.mark.parametrize("name", DAG_FILES)
+def test_dag_file_imports_no_torch_or_ray(name, tmp_path):
+    code = (
+        "import runpy, sys, time, airflow.sdk; t = time.perf_counter(); "
+        f"runpy.run_path({str(PROJECT_ROOT / 'dags' / (name + '.py'))!r}); "
+        "print(json.dumps({'seconds': time.perf_counter() - t, "
+        "'heavy': sorted(m for m in ('torch', 'ray', 'deepspeed', 'mlflow', 'pyarrow') if m in sys.modules)}))"
+    )
+    env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    print(f"{name}: parsed in {report['seconds']:.3f}s (airflow itself already imported)")
+
+
+def _check_params_build_configs(dag, jobs):
+    defaults = {key: param.value for key, param in dag.params.items()}
+    for prefix, config_cls in jobs:
+        values = overrides_from(defaults, config_cls, prefix=prefix, exclude=CHAINED_FIELDS)
+        assert set(values) == set(json_schema(config_cls)) - set(CHAINED_FIELDS)
+        from_dict(config_cls, values)  # defaults from the form are a valid config
+
+
+def test_params_are_typed_and_make_valid_configs(dags):
+    _check_params_build_configs(dags["corpus_build"], [("corpus.", CorpusBuildConfig), ("tokenizer.", TokenizerConfig), ("tokens.", TokenShardsConfig)])
+    _check_params_build_configs(dags["pretrain"], [("", PretrainConfig)])
+    _check_params_build_configs(dags["sft"], [("", SFTConfig), ("sample.", SampleConfig)])
+    steps = dags["pretrain"].params.get_param("steps")
+    assert steps.schema["type"] == "integer" and steps.description

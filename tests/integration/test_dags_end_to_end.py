@@ -1,0 +1,96 @@
+"""The three DAGs through Airflow itself (dag.test on SQLite), each task a real Ray job, MLflow real."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+import pytest
+
+from common import airflow_home
+from common.local_ray import local_ray_cluster
+from common.paths import PROJECT_ROOT
+from common.tracking import tracking_uri
+
+pytestmark = pytest.mark.integration
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def dags():
+    airflow_home.configure()
+    airflow_home.migrate()
+    with local_ray_cluster(num_cpus=2):
+        yield airflow_home.load_dags()
+
+
+def test_missing_input_fails_the_task_with_the_path(dags, tmp_path, capsys):
+    missing = tmp_path / "no-such-corpus"
+    state = airflow_home.run_dag(dags["corpus_build"], {"work_dir": str(tmp_path), "corpus.inputs": [str(missing)]})
+    assert state == "failed"
+    assert f"input path does not exist: {missing}" in capsys.readouterr().out
+    assert not (tmp_path / "corpus" / "manifest.json").exists()
+
+
+def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
+    work = tmp_path / "work"
+    conf = {"work_dir": str(work), "corpus.inputs": [str(PROJECT_ROOT / "data" / "demo" / "corpus")],
+            "tokenizer.vocab_size": 2048, "tokens.seq_len": 64}
+    assert airflow_home.run_dag(dags["corpus_build"], conf) == "success"
+
+    # Cleaned documents: readable shards whose counts agree with the manifest and the stats.
+    manifest = json.loads((work / "corpus" / "manifest.json").read_text())
+    stats = json.loads((work / "corpus" / "stats.json").read_text())
+    rows = 0
+    for shard in manifest["shards"]:
+        path = work / "corpus" / shard["file"]
+        assert sha256(path) == shard["sha256"]
+        table = pq.read_table(path)
+        assert table.column_names == ["id", "text", "source"] and table.num_rows == shard["documents"]
+        rows += table.num_rows
+    assert rows == manifest["documents"] == stats["documents_kept"]
+    assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
+    assert stats["dropped"]["duplicate"] > 0  # the demo sample holds real duplicates
+
+    # Token shards: rows of uint32 of seq_len, counts as the manifest says, made by this tokenizer.
+    tokens = json.loads((work / "tokens" / "manifest.json").read_text())
+    assert tokens["tokenizer_sha256"] == sha256(work / "tokenizer" / "tokenizer.model")
+    sequences = 0
+    for shard in tokens["shards"]:
+        table = ipc.open_file(work / "tokens" / shard["file"]).read_all()
+        assert table.schema.field("tokens").type.list_size == 64
+        sequences += table.num_rows
+    assert sequences == tokens["sequences"] and tokens["tokens"] == sequences * 64
+
+    pretrain = {"work_dir": str(work), "steps": 50, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10}
+    assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
+    run = json.loads((work / "pretrain" / "run.json").read_text())
+    assert run["final_loss"] < run["first_loss"]
+
+    sft = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "log_every": 10,
+           "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16}
+    assert airflow_home.run_dag(dags["sft"], sft) == "success"
+    sft_run = json.loads((work / "sft" / "run.json").read_text())
+    sample = json.loads((work / "sft" / "samples.jsonl").read_text().splitlines()[-1])
+    assert isinstance(sample["completion"], str) and sample["prompt"]
+
+    # MLflow holds both runs' metrics, the checkpoint link and the checkpoint's config.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri())
+    for summary, experiment, steps in ((run, "pretrain", 50), (sft_run, "sft", 20)):
+        logged = client.get_run(summary["run_id"])
+        assert client.get_experiment(logged.info.experiment_id).name == experiment
+        assert {"loss", "lr", "tokens_per_s", "final_loss"} <= set(logged.data.metrics)
+        assert logged.data.tags["checkpoint"] == Path(summary["checkpoint"]).as_uri()
+        assert logged.data.params["steps"] == str(steps)
+        history = client.get_metric_history(summary["run_id"], "loss")
+        assert [m.step for m in history] == list(range(10, steps + 1, 10))
+        assert history[-1].value == pytest.approx(summary["final_loss"])
+        artifacts = {a.path for a in client.list_artifacts(summary["run_id"], "checkpoint")}
+        assert artifacts == {"checkpoint/config.json", "checkpoint/model_config.json"}
+    assert (work / "pretrain" / "model.pt").is_file() and (work / "sft" / "model.pt").is_file()
