@@ -58,19 +58,21 @@ def print_summary(work: Path, seconds: float) -> None:
     pretrain = json.loads((work / "pretrain" / "run.json").read_text())
     sft = json.loads((work / "sft" / "run.json").read_text())
     sample = json.loads((work / "sft" / "samples.jsonl").read_text().splitlines()[-1])
+    rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
+    rows += [(f"  dropped: {reason}", f"{count:,}") for reason, count in sorted(stats["dropped"].items())]
+    rows += [
+        ("tokens written", f"{tokens['tokens']:,} ({tokens['sequences']:,} sequences of {tokens['seq_len']})"),
+        ("pretrain loss", f"{pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}   mlflow run {pretrain['run_id']}"),
+        ("sft loss", f"{sft['first_loss']:.3f} -> {sft['final_loss']:.3f}   mlflow run {sft['run_id']}"),
+        ("sample prompt", sample["prompt"]),
+        ("sample completion", repr(sample["completion"])),
+        ("mlflow store", str(state_dir() / "mlflow")),
+        ("open the MLflow UI", "make up, then http://127.0.0.1:5000 (Airflow :8080, Ray :8265)"),
+    ]
     say("\n================ demo summary ================")
-    say(f"documents in        {stats['documents_in']:>10,}")
-    say(f"documents kept      {stats['documents_kept']:>10,}")
-    for reason, count in sorted(stats["dropped"].items()):
-        say(f"  dropped {reason:<12}{count:>10,}")
-    say(f"tokens written      {tokens['tokens']:>10,}  ({tokens['sequences']:,} sequences of {tokens['seq_len']})")
-    say(f"pretrain loss       {pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}  (mlflow run {pretrain['run_id']})")
-    say(f"sft loss            {sft['first_loss']:.3f} -> {sft['final_loss']:.3f}  (mlflow run {sft['run_id']})")
-    say(f"sample prompt       {sample['prompt']}")
-    say(f"sample completion   {sample['completion']}")
-    say(f"mlflow store        {state_dir() / 'mlflow'}")
-    say("open the UIs        make up   (MLflow http://127.0.0.1:5000, Airflow http://127.0.0.1:8080, Ray http://127.0.0.1:8265)")
-    say(f"total               {seconds:.0f}s")
+    for label, value in rows:
+        say(f"{label:<22}{value}")
+    say(f"{'total':<22}{seconds:.0f}s")
 
 
 if __name__ == "__main__":
