@@ -30,6 +30,8 @@ def say(text: str = "") -> None:
 
 def main() -> int:
     started = time.monotonic()
+    # Airflow's own bookkeeping at INFO would drown the job logs; dag.test prints task output as is.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     airflow_home.configure()
     say("[demo] airflow: migrating the metadata DB (SQLite under .state/airflow)")
     airflow_home.migrate()

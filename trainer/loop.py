@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
             }
             if logger:
                 logger.log(metrics, step + 1)
-                print(f"[{config.mlflow_experiment}] step {step + 1}/{config.steps} "
-                      f"loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} tokens/s {metrics['tokens_per_s']:.0f}", flush=True)
+                _say(f"[{config.mlflow_experiment}] step {step + 1}/{config.steps} "
+                     f"loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} tokens/s {metrics['tokens_per_s']:.0f}")
             window_tokens, window_start = 0, time.perf_counter()
 
     output_dir = Path(config.output_dir)
@@ -93,6 +94,13 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
         (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         if logger:
             logger.log({"final_loss": last_loss}, config.steps)
+
+
+def _say(line: str) -> None:
+    # Not print(): Ray Train V2 patches print in its workers to both echo and log, so each line
+    # would reach the job log twice.
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 class _MetricLogger:
