@@ -43,6 +43,7 @@ down: $(PY)
 # Re-resolve the lock after changing pyproject.toml (torch's local "+cpu" tag is dropped so the
 # same lock takes a CUDA build of the same version on a GPU machine).
 lock: $(PY)
+	rm -f requirements.lock  # an existing lock is taken as preferences, and its torch pin would pull CUDA
 	$(UV) pip compile pyproject.toml --extra dev $(UV_FLAGS) --python-version 3.11 -o requirements.lock
 	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
 
