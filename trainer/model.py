@@ -6,6 +6,10 @@ Parallelism (DeepSpeed, Ray Train) is applied from outside; nothing here knows a
 
 Module names are chosen so that `state_dict()` keys are LLaDA's Hugging Face names without the leading
 "model.": `transformer.wte.weight`, `transformer.blocks.{i}.q_proj.weight`, ..., `transformer.ff_out.weight`.
+
+For fast sampling (trainer/fast_sampler.py) a forward can also return every layer's keys and values
+(`return_kv=True`) and run only a slice of positions (`position_ids`) that attends to cached keys and values
+of other positions (`past_key_values`, a `KVCache`).
 """
 
 from __future__ import annotations
@@ -120,12 +124,14 @@ class RMSNorm(nn.Module):
         return self.weight * x_float.to(x.dtype)
 
 
-def rope_cos_sin(seq_len: int, head_dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables (T, hs) in float32, NeoX layout: dimension i and i + hs/2 share a frequency."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)  # (hs/2,)
-    positions = torch.arange(seq_len, device=device, dtype=torch.float32)  # (T,)
-    angles = torch.outer(positions, inv_freq)  # (T, hs/2)
-    angles = torch.cat((angles, angles), dim=-1)  # (T, hs)
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables (..., hs) in float32 for integer positions (T,) or (B, T), NeoX layout: dimension i
+    and i + hs/2 share a frequency."""
+    inv_freq = 1.0 / theta ** (
+        torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
+    )  # (hs/2,)
+    angles = positions.float()[..., None] * inv_freq  # (..., T, hs/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (..., T, hs)
     return angles.cos(), angles.sin()
 
 
@@ -155,8 +161,16 @@ class Block(nn.Module):
         self.ff_out = nn.Linear(config.mlp_hidden_size, C, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, attn_mask: torch.Tensor | None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, T, C) to (B, T, C), and this block's keys and values of the T positions (B, nkv, T, hs)
+        (rotated, before the GQA repeat: what a cache keeps). past: cached keys and values (B, nkv, S, hs)
+        of S other positions, attended to before the T own ones (attn_mask then covers S + T keys)."""
         B, T, C = x.shape
         nh, nkv, hs = self.config.n_heads, self.config.n_kv_heads, self.config.head_dim
 
@@ -165,11 +179,15 @@ class Block(nn.Module):
         k = self.k_proj(h).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         v = self.v_proj(h).view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        own_kv = (k, v)
+        if past is not None:
+            k = torch.cat((past[0], k), dim=2)  # (B, nkv, S + T, hs)
+            v = torch.cat((past[1], v), dim=2)  # (B, nkv, S + T, hs)
         if nkv != nh:
             # GQA: query head i reads kv head i // (nh / nkv). Repeating (rather than SDPA's enable_gqa)
             # keeps every SDPA backend available, the memory-efficient one with a mask included.
-            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
-            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, T, hs)
+            k = k.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S + T, hs)
+            v = v.repeat_interleave(nh // nkv, dim=1)  # (B, nh, S + T, hs)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=self.config.causal and attn_mask is None
         )  # (B, nh, T, hs)
@@ -177,7 +195,55 @@ class Block(nn.Module):
 
         h = self.ff_norm(x)
         x = x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))  # SwiGLU, (B, T, C)
-        return x
+        return x, own_kv
+
+
+@dataclass
+class KVCache:
+    """Every layer's keys and values of some positions of a sequence, for a later forward to attend to.
+
+    Fast-dLLM's block-wise caches (Wu et al. 2025, arXiv:2505.22005, section 3.2): a masked diffusion model
+    changes few tokens between two steps within a block, so the keys and values of positions outside the
+    block are nearly unchanged and can be reused. Keys are stored rotated by their absolute positions, so
+    a cache can be attended to from any slice of positions, and, attention being bidirectional, the order
+    of its positions does not matter: a prefix and a suffix can be concatenated into one cache.
+    """
+
+    keys: list[torch.Tensor]
+    """Per layer (B, n_kv_heads, S, head_dim), RoPE already applied, before the GQA repeat."""
+    values: list[torch.Tensor]
+    """Per layer (B, n_kv_heads, S, head_dim)."""
+    mask: torch.Tensor | None = None
+    """(B, S), True on real tokens, False on left padding (hidden as keys); None when all are real."""
+
+    def __len__(self) -> int:
+        return self.keys[0].shape[2]
+
+    def real_tokens(self) -> torch.Tensor:
+        """(B, S) True on real tokens: the mask, or all True without one."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(self.keys[0].shape[0], len(self), dtype=torch.bool, device=self.keys[0].device)
+
+    def slice(self, start: int, end: int) -> KVCache:
+        """The cached positions start..end-1 (views, no copy)."""
+        return KVCache(
+            keys=[k[:, :, start:end] for k in self.keys],
+            values=[v[:, :, start:end] for v in self.values],
+            mask=None if self.mask is None else self.mask[:, start:end],
+        )
+
+    @staticmethod
+    def cat(caches: list[KVCache]) -> KVCache:
+        """One cache holding the positions of all of caches, in order."""
+        mask = None
+        if any(c.mask is not None for c in caches):
+            mask = torch.cat([c.real_tokens() for c in caches], dim=1)  # (B, S)
+        return KVCache(
+            keys=[torch.cat(layer, dim=2) for layer in zip(*(c.keys for c in caches))],
+            values=[torch.cat(layer, dim=2) for layer in zip(*(c.values for c in caches))],
+            mask=mask,
+        )
 
 
 class MaskPredictor(nn.Module):
@@ -202,33 +268,78 @@ class MaskPredictor(nn.Module):
         elif isinstance(module, RMSNorm):
             nn.init.ones_(module.weight)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """attention_mask (B, L), True where the token is real: left-padded prompts of a batch.
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        return_kv: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, KVCache]:
+        """Logits (B, T, V) for input_ids (B, T); with return_kv, (logits, the KVCache of these T positions).
 
-        Padding positions are hidden as keys; RoPE is relative, so a left-padded row gives its real tokens
-        the same logits as the same row without padding.
+        attention_mask (B, T), True where the token is real: left-padded prompts of a batch. Padding positions
+        are hidden as keys; RoPE is relative, so a left-padded row gives its real tokens the same logits as
+        the same row without padding.
+        position_ids (T,) or (B, T): absolute positions of the T tokens (default 0..T-1), for a forward of
+        a slice of a sequence whose other positions are in past_key_values.
+        past_key_values: keys and values of other positions of the same sequences, attended to as well
+        (bidirectional models only); its own mask hides its padding.
         """
         B, T = input_ids.shape
+        if past_key_values is not None and self.config.causal:
+            raise ValueError(
+                "MaskPredictor: past_key_values serves the bidirectional diffusion model; the causal baseline "
+                "would need a causal mask over the cached positions, which is not implemented"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(T, device=input_ids.device)
         x = self.transformer.wte(input_ids)  # (B, T, C)
-        cos, sin = rope_cos_sin(T, self.config.head_dim, self.config.rope_theta, input_ids.device)  # (T, hs)
-        attn_mask = None if attention_mask is None else self._attention_mask(attention_mask)
-        for block in self.transformer.blocks:
+        cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # (T, hs) or (B, T, hs)
+        if cos.dim() == 3:  # per-row positions: broadcast over heads
+            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, hs)
+        attn_mask = self._attention_mask(attention_mask, past_key_values, B, T)
+        keys, values = [], []
+        for i, block in enumerate(self.transformer.blocks):
+            past = None if past_key_values is None else (past_key_values.keys[i], past_key_values.values[i])
             if self.config.activation_checkpointing and self.training:
-                x = checkpoint(block, x, cos, sin, attn_mask, use_reentrant=False)
+                x, (k, v) = checkpoint(block, x, cos, sin, attn_mask, past, use_reentrant=False)
             else:
-                x = block(x, cos, sin, attn_mask)
+                x, (k, v) = block(x, cos, sin, attn_mask, past)
+            if return_kv:
+                keys.append(k)
+                values.append(v)
         x = self.transformer.ln_f(x)
-        return self.transformer.ff_out(x)  # (B, T, V)
+        logits = self.transformer.ff_out(x)  # (B, T, V)
+        if not return_kv:
+            return logits
+        mask = None if attention_mask is None else attention_mask.bool()
+        return logits, KVCache(keys=keys, values=values, mask=mask)
 
-    def _attention_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """SDPA boolean mask (B, 1, T, T), True = may attend, from real-token flags (B, T)."""
-        T = attention_mask.shape[1]
-        allowed = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): keys that are real tokens
+    def _attention_mask(
+        self, attention_mask: torch.Tensor | None, past: KVCache | None, B: int, T: int
+    ) -> torch.Tensor | None:
+        """SDPA boolean mask (B, 1, T, S + T), True = may attend, over the S cached keys then the T own ones,
+        from real-token flags; None when every key is real (then SDPA needs no mask)."""
+        past_mask = None if past is None else past.mask
+        if attention_mask is None and past_mask is None:
+            return None
+        device = (attention_mask if attention_mask is not None else past_mask).device
+        if attention_mask is not None:
+            key_is_real = attention_mask.bool()  # (B, T)
+        else:
+            key_is_real = torch.ones(B, T, dtype=torch.bool, device=device)
+        if past is not None:
+            key_is_real = torch.cat((past.real_tokens(), key_is_real), dim=1)  # (B, S + T)
+        num_keys = key_is_real.shape[1]
+        key_index = torch.arange(num_keys, device=device)[None, :]  # (1, S + T)
+        query_index = torch.arange(num_keys - T, num_keys, device=device)[:, None]  # (T, 1): each query as a key
         # Every query also sees itself, so a padding row is never fully masked: an all-False row gives NaN,
         # and NaN values reach real tokens in the next layer through 0 * NaN.
-        allowed = allowed | torch.eye(T, dtype=torch.bool, device=attention_mask.device)  # (B, 1, T, T)
+        allowed = key_is_real[:, None, None, :] | (key_index == query_index)  # (B, 1, T, S + T)
         if self.config.causal:
-            allowed = allowed & torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()
+            allowed = allowed & (key_index <= query_index)
         return allowed
 
     def num_params(self, non_embedding: bool = False) -> int:

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from trainer.model import PRESETS, MaskPredictor, ModelConfig, llada_1b, llada_8b, model_config, tiny
+from trainer.model import PRESETS, KVCache, MaskPredictor, ModelConfig, llada_1b, llada_8b, model_config, tiny
 
 VOCAB = 64
 
@@ -157,3 +157,81 @@ def test_compiled_forward_matches_eager():
     attention_mask[0, :3] = False
     compiled = torch.compile(model, fullgraph=True)  # fullgraph: no graph break, no data-dependent Python
     torch.testing.assert_close(compiled(ids, attention_mask), model(ids, attention_mask), rtol=1e-4, atol=1e-4)
+
+
+# KV cache (trainer/fast_sampler.py): a forward of a slice of positions that attends to the exact keys and values
+# of the other positions must give the full forward's logits there.
+
+
+def left_padded_ids(length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two rows of `length` ids, row 0 left-padded by 3: (ids, attention_mask)."""
+    ids = random_ids(2, length, seed=6)
+    attention_mask = torch.ones(2, length, dtype=torch.bool)
+    attention_mask[0, :3] = False
+    return ids, attention_mask
+
+
+def test_return_kv_gives_the_same_logits_and_every_layers_keys_and_values():
+    model = small_model()
+    ids, attention_mask = left_padded_ids(9)
+    plain = model(ids, attention_mask)
+    assert isinstance(plain, torch.Tensor)
+    logits, kv = model(ids, attention_mask, return_kv=True)
+    assert torch.equal(logits, plain)
+    c = model.config
+    assert len(kv.keys) == len(kv.values) == c.n_layers and len(kv) == 9
+    assert kv.keys[0].shape == kv.values[0].shape == (2, c.n_kv_heads, 9, c.head_dim)  # before the GQA repeat
+    assert torch.equal(kv.mask, attention_mask)
+    assert torch.equal(model(ids, position_ids=torch.arange(9)), model(ids))  # the default positions
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["no padding", "left padding"])
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cached_forward_of_a_slice_matches_the_full_forward(cache, padded):
+    model = small_model(init_std=0.1)  # larger weights: attention far from uniform, positions matter
+    ids, attention_mask = left_padded_ids(14)
+    if not padded:
+        attention_mask = None
+    start, end = 6, 10  # a "block"; prefix: run start.. attending to ..start; dual: run start..end only
+    logits, kv = model(ids, attention_mask, return_kv=True)
+    if cache == "prefix":
+        past, end = kv.slice(0, start), 14
+    else:
+        past = KVCache.cat([kv.slice(0, start), kv.slice(end, 14)])  # the suffix computed with nothing changed
+    cached = model(
+        ids[:, start:end],
+        None if attention_mask is None else attention_mask[:, start:end],
+        position_ids=torch.arange(start, end),
+        past_key_values=past,
+    )
+    torch.testing.assert_close(cached, logits[:, start:end], rtol=1e-5, atol=1e-5)
+    # the positions matter: the same slice placed at 0.. attends to the cache with the wrong offsets
+    misplaced = model(ids[:, start:end], past_key_values=past)
+    assert not torch.allclose(misplaced, logits[:, start:end], rtol=1e-3, atol=1e-3)
+
+
+def test_per_row_position_ids_equal_shared_ones():
+    model = small_model()
+    ids = random_ids(2, 6)
+    positions = torch.arange(3, 9)
+    torch.testing.assert_close(
+        model(ids, position_ids=positions.expand(2, 6)), model(ids, position_ids=positions), rtol=0, atol=0
+    )
+
+
+def test_kv_cache_cat_fills_a_missing_mask_with_real_tokens():
+    model = small_model()
+    ids, attention_mask = left_padded_ids(8)
+    _, with_mask = model(ids, attention_mask, return_kv=True)
+    _, without_mask = model(ids, return_kv=True)
+    both = KVCache.cat([with_mask.slice(0, 4), without_mask.slice(4, 8)])
+    assert len(both) == 8
+    assert torch.equal(both.mask, torch.cat([attention_mask[:, :4], torch.ones(2, 4, dtype=torch.bool)], dim=1))
+    assert KVCache.cat([without_mask.slice(0, 2), without_mask.slice(5, 8)]).mask is None
+
+
+def test_causal_baseline_refuses_a_cache():
+    model = small_model(causal=True)
+    _, kv = model(random_ids(1, 6), return_kv=True)
+    with pytest.raises(ValueError, match="bidirectional"):
+        model(random_ids(1, 2), position_ids=torch.arange(6, 8), past_key_values=kv)

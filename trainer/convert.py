@@ -1,0 +1,148 @@
+"""Convert between our checkpoint folder (model.pt + model_config.json) and LLaDA's Hugging Face layout.
+
+    python -m trainer.convert direction=to_hf input=out/sft output=out/sft-hf tokenizer_dir=out/tokenizer
+    python -m trainer.convert direction=from_hf input=LLaDA-8B-Base output=out/llada-8b dtype=bfloat16
+
+to_hf writes config.json (LLaDA's format) and safetensors weights (trainer/hf_checkpoint.py), plus this
+job's config as convert_config.json; from_hf writes model.pt, model_config.json and config.json, the files
+trainer.checkpoint.load_model reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.cli import run_job
+from common.config import ConfigError, save_config, to_dict
+
+DIRECTIONS = ("to_hf", "from_hf")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+LLADA_CODE_FILES = ("configuration_llada.py", "modeling_llada.py")
+
+
+@dataclass(kw_only=True)
+class ConvertConfig:
+    """Convert a checkpoint between our folder layout and LLaDA's Hugging Face layout."""
+
+    direction: str = "to_hf"
+    """to_hf: our checkpoint folder -> Hugging Face LLaDA folder; from_hf: the reverse."""
+    input: str = "out/sft"
+    """Folder to read: ours (model.pt + model_config.json) for to_hf, a Hugging Face LLaDA folder for from_hf."""
+    output: str = "out/sft-hf"
+    """Folder to write (created; must differ from input)."""
+    dtype: str = "auto"
+    """Weights dtype written: auto (as stored in the input), float32, bfloat16 or float16."""
+    max_shard_bytes: int = 5_000_000_000
+    """to_hf: largest safetensors file; bigger models are split into shards plus model.safetensors.index.json."""
+    tokenizer_dir: str | None = None
+    """to_hf: our tokenizer folder; its mask, EOS, pad and BOS ids and vocab size go into config.json."""
+    llada_code_dir: str | None = None
+    """to_hf: a folder with LLaDA's configuration_llada.py and modeling_llada.py (e.g. a downloaded
+    GSAI-ML/LLaDA-8B-Base); they are copied beside the weights so transformers can load the folder with
+    trust_remote_code=True."""
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, got {self.direction!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.max_shard_bytes < 1:
+            raise ConfigError(f"max_shard_bytes must be at least 1, got {self.max_shard_bytes}")
+        if self.direction == "from_hf" and (self.tokenizer_dir or self.llada_code_dir):
+            raise ConfigError("tokenizer_dir and llada_code_dir apply to direction=to_hf only")
+        if Path(self.input).expanduser().resolve() == Path(self.output).expanduser().resolve():
+            raise ConfigError(f"output must differ from input ({self.input}): both folders hold a config.json")
+
+
+def main(config: ConvertConfig) -> dict:
+    from common.paths import require_paths
+
+    require_paths([config.input], "checkpoint")
+    if config.direction == "to_hf":
+        return to_hf(config)
+    return from_hf(config)
+
+
+def to_hf(config: ConvertConfig) -> dict:
+    import shutil
+
+    import torch
+
+    from trainer.checkpoint import load_model
+    from trainer.hf_checkpoint import export_hf_checkpoint
+
+    source, output = Path(config.input), Path(config.output)
+    code_files = []
+    if config.llada_code_dir:
+        code_files = [Path(config.llada_code_dir) / name for name in LLADA_CODE_FILES]
+        missing = [str(path) for path in code_files if not path.is_file()]
+        if missing:
+            raise ConfigError(f"llada_code_dir lacks {', '.join(missing)}")
+    extra = tokenizer_fields(config.tokenizer_dir) if config.tokenizer_dir else {}
+    if config.dtype == "auto":
+        # mmap: only the first tensor's header is read; the training job saves every tensor in one dtype.
+        state = torch.load(source / "model.pt", map_location="cpu", weights_only=True, mmap=True)
+        dtype = next(iter(state.values())).dtype
+        del state
+    else:
+        dtype = getattr(torch, config.dtype)
+    model = load_model(source, dtype=dtype)
+    files = export_hf_checkpoint(model, output, max_shard_bytes=config.max_shard_bytes, extra_config=extra)
+    for path in code_files:
+        shutil.copyfile(path, output / path.name)
+    save_config(config, output / "convert_config.json")
+    print(f"[convert] {source} -> {output}: {len(files)} files, {model.num_params():,} parameters, {dtype}", flush=True)
+    return {"output": str(output), "files": [p.name for p in files], "dtype": str(dtype), "config": to_dict(config)}
+
+
+def from_hf(config: ConvertConfig) -> dict:
+    import dataclasses
+    import os
+
+    import torch
+
+    from trainer.checkpoint import write_model_config
+    from trainer.hf_checkpoint import load_hf_checkpoint, read_hf_config
+
+    source, output = Path(config.input), Path(config.output)
+    info = read_hf_config(source)
+    model = load_hf_checkpoint(source, dtype=None if config.dtype == "auto" else getattr(torch, config.dtype))
+    output.mkdir(parents=True, exist_ok=True)
+    tmp = output / f".model.pt.tmp-{os.getpid()}"
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, output / "model.pt")
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_model_config(model.config, output)
+    save_config(config, output / "config.json")
+    dtype = model.transformer.wte.weight.dtype
+    print(f"[convert] {source} -> {output}: {model.num_params():,} parameters in {dtype}", flush=True)
+    return {
+        "output": str(output),
+        "model_config": dataclasses.asdict(model.config),
+        "tokenizer_vocab_size": info.vocab_size,
+        "special_token_ids": info.special_token_ids,
+        "dtype": str(dtype),
+        "config": to_dict(config),
+    }
+
+
+def tokenizer_fields(tokenizer_dir: str) -> dict:
+    """config.json fields from our tokenizer: LLaDA's mask/eos/pad ids (plus BOS) and the vocabulary size."""
+    from tokenizer.encode import Tokenizer
+
+    tokenizer = Tokenizer.load(tokenizer_dir)
+    ids = tokenizer.special_tokens
+    return {
+        "mask_token_id": ids["mask"],
+        "eos_token_id": ids["eos"],
+        "pad_token_id": ids["pad"],
+        "bos_token_id": ids["bos"],
+        "vocab_size": tokenizer.vocab_size,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_job(ConvertConfig, main, description=__doc__.splitlines()[0]))
