@@ -7,6 +7,7 @@ in its own process group and is stopped by signalling that group.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -47,7 +48,8 @@ def _temp_dir() -> Path:
     # Unix socket paths are limited to ~107 bytes; Ray nests ~60 bytes of session path under this.
     path = state_dir() / "ray"
     if len(str(path)) > 40:
-        path = Path("/tmp") / f"llada-ray-{abs(hash(str(state_dir()))) % 10**8}"
+        digest = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:10]
+        path = Path("/tmp") / f"llada-ray-{digest}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,10 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import save_config, to_dict
+from common.files import atomic_path
 from pipelines.clean import drop_short, normalize
 from pipelines.config import CorpusBuildConfig
 from pipelines.dedup import (
-    DUPLICATE_SCHEMA,
     KEY_SCHEMA,
     add_content_hash,
     content_keys,
@@ -67,17 +67,6 @@ PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
 
 
 # -- files ----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside `path`, renamed to `path` when the block succeeds."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import zstandard
 
 from common.config import ConfigError
@@ -238,3 +239,16 @@ def read_jsonl(
             columns = {name: [] for name in columns}
     if columns["line"]:
         yield pa.table(columns, schema=RECORD_SCHEMA)
+
+
+def document_shards(corpus_dir: str | Path) -> list[Path]:
+    """The corpus build's `documents/shard-*.parquet`, in name order; raises ConfigError naming what is missing."""
+    (root,) = require_paths([corpus_dir], "corpus")
+    documents = root / "documents"
+    shards = sorted(documents.glob("shard-*.parquet"))
+    if not shards:
+        raise ConfigError(f"no document shards (shard-*.parquet) in {documents}; run the corpus build first")
+    for shard in shards:
+        if "text" not in pq.read_schema(shard).names:
+            raise ConfigError(f"{shard} has no 'text' column; expected the corpus build's documents (id, text, source)")
+    return shards

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,12 +23,13 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import save_config, to_dict
+from common.files import atomic_path, write_atomically
 from common.ray_runtime import init_ray
 from common.tracking import mlflow_run
 from pipelines.packing import pack_sequences, to_arrow_table
+from pipelines.readers import document_shards
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
-from tokenizer.train import document_shards, write_atomically
 
 FORMAT = "Arrow IPC file, one column tokens: fixed_size_list<uint32>[seq_len], one record batch"
 DROPPED = (
@@ -92,10 +92,8 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
         counts = {"sequences": len(rows), "documents": documents, "tokens_dropped": len(carry)}
         metadata = {**provenance, "documents": str(documents), "tokens_dropped": str(len(carry))}
         table = to_arrow_table(rows).replace_schema_metadata(metadata)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        with atomic_path(target) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
-        os.replace(tmp, target)
     return {"file": target.name, "source": source.name, **counts, "sha256": file_sha256(target), "skipped": skipped}
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -25,33 +24,14 @@ import sentencepiece as spm
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.paths import require_paths
+from common.files import write_atomically
 from common.tracking import mlflow_run
+from pipelines.readers import document_shards
 from tokenizer.config import TokenizerConfig
 from tokenizer.specials import special_ids, trainer_options
 
 READ_BATCH_ROWS = 1024
 COUNTS = ("documents_total", "documents_sampled", "documents_empty", "documents_split", "pieces", "bytes")
-
-
-def document_shards(corpus_dir: str | Path) -> list[Path]:
-    """The corpus build's `documents/shard-*.parquet`, in name order; raises ConfigError naming what is missing."""
-    (root,) = require_paths([corpus_dir], "corpus")
-    documents = root / "documents"
-    shards = sorted(documents.glob("shard-*.parquet"))
-    if not shards:
-        raise ConfigError(f"no document shards (shard-*.parquet) in {documents}; run the corpus build first")
-    for shard in shards:
-        if "text" not in pq.read_schema(shard).names:
-            raise ConfigError(f"{shard} has no 'text' column; expected the corpus build's documents (id, text, source)")
-    return shards
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write under a temporary name in the same folder, then rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def split_text(text: str, max_bytes: int) -> Iterator[str]:

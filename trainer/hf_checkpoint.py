@@ -18,12 +18,12 @@ embedding_size), so its logits equal LLaDA's; the tokenizer's `vocab_size` is re
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.config import ConfigError
+from common.files import atomic_path, write_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -284,7 +284,6 @@ def export_hf_checkpoint(
     dtype. Each file is written under a temporary name and renamed; weight files of an earlier export
     that this one does not rewrite are removed, so the folder never mixes two exports.
     """
-    import torch
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -317,7 +316,8 @@ def export_hf_checkpoint(
     written = []
     for name, shard in zip(names, shards):
         # metadata format "pt": transformers refuses a safetensors file without it.
-        _write_atomically(folder / name, lambda tmp, shard=shard: save_file(shard, tmp, metadata={"format": "pt"}))
+        with atomic_path(folder / name) as tmp:
+            save_file(shard, str(tmp), metadata={"format": "pt"})
         written.append(folder / name)
     if len(shards) > 1:
         index = {
@@ -425,13 +425,4 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    _write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8"))
-
-
-def _write_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, json.dumps(value, indent=2) + "\n")

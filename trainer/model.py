@@ -315,7 +315,7 @@ class MaskPredictor(nn.Module):
         if not return_kv:
             return logits
         mask = None if attention_mask is None else attention_mask.bool()
-        return logits, KVCache(keys=keys, values=values, mask=mask)
+        return logits, KVCache(keys=keys, values=values, mask=None)
 
     def _attention_mask(
         self, attention_mask: torch.Tensor | None, past: KVCache | None, B: int, T: int
