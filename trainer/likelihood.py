@@ -108,8 +108,9 @@ def log_likelihood(
 
     device = _model_device(model, prompt.device)
     prompt_len = prompt.numel()
-    sequence = torch.cat([prompt, answer]).to(device)  # (T,) with T = P + L
-    answer_ids = answer.to(device)[None, :].expand(batch_size, answer_len)  # (b, L)
+    prompt, answer = prompt.to(device), answer.to(device)
+    sequence = torch.cat([prompt, answer])  # (T,) with T = P + L
+    answer_ids = answer[None, :].expand(batch_size, answer_len)  # (b, L)
 
     batch_estimates = []
     for _ in range(mc_num // batch_size):
@@ -117,8 +118,8 @@ def log_likelihood(
         counts = torch.tensor(stratified_mask_counts(k, answer_len, batch_size), device=device)  # (b,)
         # l_j answer positions per row, uniformly without replacement: the first l_j of a random order
         order = torch.rand((batch_size, answer_len), device=device, generator=generator).argsort(dim=1)
-        ranks = torch.arange(answer_len, device=device)[None, :] < counts[:, None]  # (b, L)
-        masked = torch.zeros_like(ranks).scatter_(1, order, ranks)  # (b, L) exactly l_j True per row
+        first = torch.arange(answer_len, device=device)[None, :] < counts[:, None]  # (b, L) in order's terms
+        masked = torch.zeros_like(first).scatter_(1, order, first)  # (b, L) exactly l_j True per row
 
         ids = sequence[None, :].repeat(batch_size, 1)  # (b, T)
         ids[:, prompt_len:] = torch.where(masked, mask_id, answer_ids)  # the prompt is never masked
