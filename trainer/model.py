@@ -299,7 +299,15 @@ class MaskPredictor(nn.Module):
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_theta)  # (T, hs) or (B, T, hs)
         if cos.dim() == 3:  # per-row positions: broadcast over heads
             cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, hs)
-        attn_mask = self._attention_mask(attention_mask, past_key_values, B, T)
+        attn_mask = None  # every key real: SDPA needs no mask
+        if attention_mask is not None or (past_key_values is not None and past_key_values.mask is not None):
+            if attention_mask is None:
+                key_is_real = torch.ones_like(input_ids, dtype=torch.bool)  # (B, T)
+            else:
+                key_is_real = attention_mask.bool()  # (B, T)
+            if past_key_values is not None:  # the cached keys come first
+                key_is_real = torch.cat((past_key_values.real_tokens(), key_is_real), dim=1)  # (B, S + T)
+            attn_mask = self._attention_mask(key_is_real, T)
         keys, values = [], []
         for i, block in enumerate(self.transformer.blocks):
             past = None if past_key_values is None else (past_key_values.keys[i], past_key_values.values[i])
@@ -315,24 +323,12 @@ class MaskPredictor(nn.Module):
         if not return_kv:
             return logits
         mask = None if attention_mask is None else attention_mask.bool()
-        return logits, KVCache(keys=keys, values=values, mask=None)
+        return logits, KVCache(keys=keys, values=values, mask=mask)
 
-    def _attention_mask(
-        self, attention_mask: torch.Tensor | None, past: KVCache | None, B: int, T: int
-    ) -> torch.Tensor | None:
-        """SDPA boolean mask (B, 1, T, S + T), True = may attend, over the S cached keys then the T own ones,
-        from real-token flags; None when every key is real (then SDPA needs no mask)."""
-        past_mask = None if past is None else past.mask
-        if attention_mask is None and past_mask is None:
-            return None
-        device = (attention_mask if attention_mask is not None else past_mask).device
-        if attention_mask is not None:
-            key_is_real = attention_mask.bool()  # (B, T)
-        else:
-            key_is_real = torch.ones(B, T, dtype=torch.bool, device=device)
-        if past is not None:
-            key_is_real = torch.cat((past.real_tokens(), key_is_real), dim=1)  # (B, S + T)
-        num_keys = key_is_real.shape[1]
+    def _attention_mask(self, key_is_real: torch.Tensor, T: int) -> torch.Tensor:
+        """SDPA boolean mask (B, 1, T, S + T), True = may attend, from real-token flags of the keys (B, S + T),
+        whose last T are the queries' own positions."""
+        device, num_keys = key_is_real.device, key_is_real.shape[1]
         key_index = torch.arange(num_keys, device=device)[None, :]  # (1, S + T)
         query_index = torch.arange(num_keys - T, num_keys, device=device)[:, None]  # (T, 1): each query as a key
         # Every query also sees itself, so a padding row is never fully masked: an all-False row gives NaN,

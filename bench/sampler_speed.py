@@ -1,0 +1,171 @@
+"""Tokens/s of the exact sampler against the fast modes, on the same models.
+
+Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fast` with threshold 0.9,
+prefix cache, dual cache, threshold 0.9 + dual cache. Two models:
+
+1. tiny: the diffusion model trained by `trainer.reversal` (loaded from --reversal-dir, trained there
+   first with its defaults when missing), asked the forward question of every fact at once (a batch of
+   N prompts `<bos> A1 A2 's parent is`, 4 tokens generated in one block of 4 steps, as the experiment
+   does). Beside the speed: forward-direction accuracy, and agreement with the exact mode's output.
+2. 1B-shaped: llada_1b's widths (d_model 2048, 32 heads, 4 kv heads, ffn 5634, vocab 126464) with random
+   weights and fewer layers (--layers; the table says how many), one random prompt; tokens/s only.
+   Random weights are never confident, so threshold decoding commits one token per step there: its
+   speed-up shows on the trained model.
+
+Tokens/s = generated tokens (batch x gen_length) / wall seconds; forward passes come from the fast
+sampler's stats (exact: steps).
+
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--layers 4] [--skip-1b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # before torch: oneDNN reads it at load
+
+import torch  # noqa: E402
+
+from trainer.sampler import generate  # noqa: E402
+
+# (name, generate_fast keyword arguments); None: the exact sampler
+MODES = [
+    ("exact", None),
+    ("threshold 0.9", {"threshold": 0.9, "cache": "none"}),
+    ("prefix cache", {"cache": "prefix"}),
+    ("dual cache", {"cache": "dual"}),
+    ("threshold 0.9 + dual", {"threshold": 0.9, "cache": "dual"}),
+]
+
+
+def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, repeats):
+    """(output ids, best seconds of `repeats`, forward passes) of one mode."""
+    from trainer.fast_sampler import generate_fast
+
+    best, output, passes = float("inf"), None, steps
+    for _ in range(repeats):
+        stats: dict = {}
+        start = time.perf_counter()
+        if fast_kwargs is None:
+            output = generate(model, prompt, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id)
+        else:
+            output = generate_fast(
+                model, prompt, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id,
+                stats=stats, **fast_kwargs,
+            )
+            passes = stats["forward_passes"]
+        best = min(best, time.perf_counter() - start)
+    return output, best, passes
+
+
+def print_table(title: str, rows: list[dict], with_accuracy: bool) -> None:
+    print(f"\n{title}")
+    head = "| mode | tokens/s | speed-up vs exact | forward passes |"
+    rule = "|---|---|---|---|"
+    if with_accuracy:
+        head += " forward accuracy % | same as exact % |"
+        rule += "---|---|"
+    print(head)
+    print(rule)
+    exact = rows[0]["tokens_per_s"]
+    for r in rows:
+        line = f"| {r['mode']} | {r['tokens_per_s']:,.1f} | {r['tokens_per_s'] / exact:.2f}x | {r['forward_passes']} |"
+        if with_accuracy:
+            line += f" {100 * r['accuracy']:.1f} | {100 * r['agreement']:.1f} |"
+        print(line, flush=True)
+
+
+def bench_tiny(reversal_dir: Path, *, block_length: int, repeats: int) -> None:
+    from common.config import from_dict
+    from trainer import reversal
+    from trainer.checkpoint import load_model
+
+    results = reversal_dir / "results.json"
+    if not results.is_file():
+        print(f"[sampler_speed] no reversal run in {reversal_dir}: training one with the defaults (minutes)", flush=True)
+        reversal.main(reversal.ReversalConfig(output_dir=str(reversal_dir)))
+    import json
+
+    config = from_dict(reversal.ReversalConfig, json.loads(results.read_text())["config"])
+    model = load_model(reversal_dir / "diffusion")
+    facts = reversal.fact_tensor(reversal.make_pairs(config.num_pairs, config.seed))
+    prompt = reversal.forward_prompts(facts)  # (N, 6)
+    gen_length = reversal.FACT_LENGTH - reversal.FORWARD_PROMPT_LENGTH  # B1 B2 . <eos>
+    rows, exact_output = [], None
+    for name, kwargs in MODES:
+        output, seconds, passes = run_mode(
+            model, prompt, kwargs, steps=gen_length, gen_length=gen_length, block_length=block_length,
+            mask_id=reversal.MASK_ID, repeats=repeats,
+        )
+        exact_output = output if exact_output is None else exact_output
+        rows.append({
+            "mode": name,
+            "tokens_per_s": prompt.shape[0] * gen_length / seconds,
+            "forward_passes": passes,
+            "accuracy": reversal.exact_match(output[:, reversal.OBJECT], facts[:, reversal.OBJECT]),
+            "agreement": reversal.exact_match(output, exact_output),
+        })
+    print_table(
+        f"tiny (reversal-trained, {reversal_dir}): {prompt.shape[0]} prompts x {gen_length} tokens, "
+        f"block {block_length}, {gen_length} steps, {torch.get_num_threads()} thread(s), best of {repeats}",
+        rows, with_accuracy=True,
+    )
+
+
+def bench_1b(*, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int) -> None:
+    from trainer.model import MaskPredictor, llada_1b
+
+    config = dataclasses.replace(llada_1b(), n_layers=layers)
+    torch.manual_seed(0)
+    model = MaskPredictor(config).eval()
+    mask_id = config.vocab_size - 1
+    prompt = torch.randint(0, mask_id, (1, prompt_length), generator=torch.Generator().manual_seed(0))
+    rows = []
+    for name, kwargs in MODES:
+        _, seconds, passes = run_mode(
+            model, prompt, kwargs, steps=steps, gen_length=gen_length, block_length=block_length,
+            mask_id=mask_id, repeats=1,
+        )
+        rows.append({"mode": name, "tokens_per_s": gen_length / seconds, "forward_passes": passes})
+    print_table(
+        f"1B-shaped, random weights, fp32, {layers} of llada_1b's 22 layers "
+        f"({model.num_params() / 1e6:.0f}M parameters): prompt {prompt_length}, {gen_length} tokens, "
+        f"block {block_length}, {steps} steps, {torch.get_num_threads()} thread(s)",
+        rows, with_accuracy=False,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reversal-dir", default="out/reversal", help="output_dir of a trainer.reversal run")
+    parser.add_argument("--tiny-block-length", type=int, default=4, help="4: one block, as the experiment; 2: two")
+    parser.add_argument("--tiny-threads", type=int, default=1, help="threads for the tiny model (one is fastest)")
+    parser.add_argument("--repeats", type=int, default=3, help="tiny: best of this many runs per mode")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the 1B-shaped model")
+    parser.add_argument("--layers", type=int, default=4, help="1B-shaped model: layers (llada_1b has 22)")
+    parser.add_argument("--prompt-length", type=int, default=64)
+    parser.add_argument("--gen-length", type=int, default=64)
+    parser.add_argument("--block-length", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--skip-tiny", action="store_true")
+    parser.add_argument("--skip-1b", action="store_true")
+    args = parser.parse_args()
+
+    print(f"# sampler_speed: torch {torch.__version__}, {os.cpu_count()} CPUs", flush=True)
+    if not args.skip_tiny:
+        torch.set_num_threads(args.tiny_threads)
+        bench_tiny(Path(args.reversal_dir), block_length=args.tiny_block_length, repeats=args.repeats)
+    if not args.skip_1b:
+        torch.set_num_threads(args.threads)
+        bench_1b(
+            layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
+            block_length=args.block_length, steps=args.steps,
+        )
+
+
+if __name__ == "__main__":
+    main()
