@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.precision}, compile={args.compile}, activation_checkpointing={args.activation_checkpointing}, "
         f"device {device}"
     )
-    print(f"model FLOPs/token {model_flops / 1e9:.2f} G (hardware, with head and recompute: {hardware_flops / 1e9:.2f} G)")
+    print(
+        f"model FLOPs/token {model_flops / 1e9:.2f} G "
+        f"(hardware, with head and recompute: {hardware_flops / 1e9:.2f} G)"
+    )
     if args.dry_run:
         return 0
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -155,12 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - start
         if step >= args.warmup:
             times.append(elapsed)
-        print(f"step {step}{' (warm-up)' if step < args.warmup else ''}: {elapsed:.3f} s, loss {loss.item():.3f}", flush=True)
+        warm_up = " (warm-up)" if step < args.warmup else ""
+        print(f"step {step}{warm_up}: {elapsed:.3f} s, loss {loss.item():.3f}", flush=True)
     step_seconds = sorted(times)[len(times) // 2]
     tokens_per_s = args.batch * args.seq / step_seconds
     peak = args.peak_tflops * 1e12
     print(f"median step {step_seconds:.3f} s, {tokens_per_s:,.0f} tokens/s")
-    print(f"MFU {100 * tokens_per_s * model_flops / peak:.1f}% ({tokens_per_s * model_flops / 1e12:.1f} TFLOP/s, LLaDA convention)")
+    achieved = tokens_per_s * model_flops
+    print(f"MFU {100 * achieved / peak:.1f}% ({achieved / 1e12:.1f} TFLOP/s, LLaDA convention)")
     print(f"HFU {100 * tokens_per_s * hardware_flops / peak:.1f}% (with output head and recompute)")
     if device.type == "cuda":
         print(f"peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")

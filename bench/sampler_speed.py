@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -42,78 +43,89 @@ MODES = [
 ]
 
 
-def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, repeats):
-    """(output ids, best seconds of `repeats`, forward passes) of one mode."""
+def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, repeats, batch_size=None):
+    """One mode over all prompts, `batch_size` rows per call (all at once when None): (output ids, best
+    seconds of `repeats`, forward passes per call (mean over the calls), token positions run in all)."""
     from trainer.fast_sampler import generate_fast
 
-    best, output, passes = float("inf"), None, steps
+    chunks = prompt.split(batch_size or prompt.shape[0])
+    best = float("inf")
     for _ in range(repeats):
-        stats: dict = {}
+        outputs, passes, positions = [], 0, 0
         start = time.perf_counter()
-        if fast_kwargs is None:
-            output = generate(model, prompt, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id)
-        else:
-            output = generate_fast(
-                model, prompt, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id,
-                stats=stats, **fast_kwargs,
-            )
-            passes = stats["forward_passes"]
+        for chunk in chunks:
+            stats: dict = {}
+            kwargs = {"steps": steps, "gen_length": gen_length, "block_length": block_length, "mask_id": mask_id}
+            if fast_kwargs is None:
+                outputs.append(generate(model, chunk, **kwargs))
+                canvas_positions = chunk.shape[0] * (chunk.shape[1] + gen_length)
+                stats = {"forward_passes": steps, "positions_computed": steps * canvas_positions}
+            else:
+                outputs.append(generate_fast(model, chunk, **kwargs, **fast_kwargs, stats=stats))
+            passes += stats["forward_passes"]
+            positions += stats["positions_computed"]
         best = min(best, time.perf_counter() - start)
-    return output, best, passes
+    return torch.cat(outputs), best, passes / len(chunks), positions
 
 
-def print_table(title: str, rows: list[dict], with_accuracy: bool) -> None:
+def print_header(title: str, with_accuracy: bool) -> None:
     print(f"\n{title}")
-    head = "| mode | tokens/s | speed-up vs exact | forward passes |"
-    rule = "|---|---|---|---|"
+    head = "| mode | tokens/s | speed-up vs exact | forward passes | positions run |"
+    rule = "|---|---|---|---|---|"
     if with_accuracy:
         head += " forward accuracy % | same as exact % |"
         rule += "---|---|"
     print(head)
-    print(rule)
-    exact = rows[0]["tokens_per_s"]
-    for r in rows:
-        line = f"| {r['mode']} | {r['tokens_per_s']:,.1f} | {r['tokens_per_s'] / exact:.2f}x | {r['forward_passes']} |"
-        if with_accuracy:
-            line += f" {100 * r['accuracy']:.1f} | {100 * r['agreement']:.1f} |"
-        print(line, flush=True)
+    print(rule, flush=True)
 
 
-def bench_tiny(reversal_dir: Path, *, block_length: int, repeats: int) -> None:
+def print_row(row: dict, exact_tokens_per_s: float) -> None:
+    line = (
+        f"| {row['mode']} | {row['tokens_per_s']:,.1f} | {row['tokens_per_s'] / exact_tokens_per_s:.2f}x | "
+        f"{row['forward_passes']:g} | {row['positions']:,} |"
+    )
+    if "accuracy" in row:
+        line += f" {100 * row['accuracy']:.1f} | {100 * row['agreement']:.1f} |"
+    print(line, flush=True)
+
+
+def bench_tiny(reversal_dir: Path, *, block_length: int, batch_size: int | None, repeats: int) -> None:
     from common.config import from_dict
     from trainer import reversal
     from trainer.checkpoint import load_model
 
     results = reversal_dir / "results.json"
     if not results.is_file():
-        print(f"[sampler_speed] no reversal run in {reversal_dir}: training one with the defaults (minutes)", flush=True)
+        print(f"[sampler_speed] no reversal run in {reversal_dir}: training one (minutes)", flush=True)
         reversal.main(reversal.ReversalConfig(output_dir=str(reversal_dir)))
-    import json
-
     config = from_dict(reversal.ReversalConfig, json.loads(results.read_text())["config"])
     model = load_model(reversal_dir / "diffusion")
     facts = reversal.fact_tensor(reversal.make_pairs(config.num_pairs, config.seed))
     prompt = reversal.forward_prompts(facts)  # (N, 6)
     gen_length = reversal.FACT_LENGTH - reversal.FORWARD_PROMPT_LENGTH  # B1 B2 . <eos>
-    rows, exact_output = [], None
+    print_header(
+        f"tiny (reversal-trained, {reversal_dir}): {prompt.shape[0]} prompts x {gen_length} tokens, "
+        f"{batch_size or prompt.shape[0]} per call, block {block_length}, {gen_length} steps, "
+        f"{torch.get_num_threads()} thread(s), best of {repeats}",
+        with_accuracy=True,
+    )
+    exact_output = exact_tokens_per_s = None
     for name, kwargs in MODES:
-        output, seconds, passes = run_mode(
+        output, seconds, passes, positions = run_mode(
             model, prompt, kwargs, steps=gen_length, gen_length=gen_length, block_length=block_length,
-            mask_id=reversal.MASK_ID, repeats=repeats,
+            mask_id=reversal.MASK_ID, repeats=repeats, batch_size=batch_size,
         )
-        exact_output = output if exact_output is None else exact_output
-        rows.append({
+        tokens_per_s = prompt.shape[0] * gen_length / seconds
+        if exact_output is None:
+            exact_output, exact_tokens_per_s = output, tokens_per_s
+        print_row({
             "mode": name,
-            "tokens_per_s": prompt.shape[0] * gen_length / seconds,
+            "tokens_per_s": tokens_per_s,
             "forward_passes": passes,
+            "positions": positions,
             "accuracy": reversal.exact_match(output[:, reversal.OBJECT], facts[:, reversal.OBJECT]),
             "agreement": reversal.exact_match(output, exact_output),
-        })
-    print_table(
-        f"tiny (reversal-trained, {reversal_dir}): {prompt.shape[0]} prompts x {gen_length} tokens, "
-        f"block {block_length}, {gen_length} steps, {torch.get_num_threads()} thread(s), best of {repeats}",
-        rows, with_accuracy=True,
-    )
+        }, exact_tokens_per_s)
 
 
 def bench_1b(*, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int) -> None:
@@ -124,33 +136,39 @@ def bench_1b(*, layers: int, prompt_length: int, gen_length: int, block_length: 
     model = MaskPredictor(config).eval()
     mask_id = config.vocab_size - 1
     prompt = torch.randint(0, mask_id, (1, prompt_length), generator=torch.Generator().manual_seed(0))
-    rows = []
-    for name, kwargs in MODES:
-        _, seconds, passes = run_mode(
-            model, prompt, kwargs, steps=steps, gen_length=gen_length, block_length=block_length,
-            mask_id=mask_id, repeats=1,
-        )
-        rows.append({"mode": name, "tokens_per_s": gen_length / seconds, "forward_passes": passes})
-    print_table(
+    with torch.no_grad():  # warm-up: the first call pays for allocations and oneDNN's kernel choices
+        model(torch.cat([prompt, torch.full((1, gen_length), mask_id)], dim=1))
+    print_header(
         f"1B-shaped, random weights, fp32, {layers} of llada_1b's 22 layers "
         f"({model.num_params() / 1e6:.0f}M parameters): prompt {prompt_length}, {gen_length} tokens, "
         f"block {block_length}, {steps} steps, {torch.get_num_threads()} thread(s)",
-        rows, with_accuracy=False,
+        with_accuracy=False,
     )
+    exact_tokens_per_s = None
+    for name, kwargs in MODES:
+        _, seconds, passes, positions = run_mode(
+            model, prompt, kwargs, steps=steps, gen_length=gen_length, block_length=block_length,
+            mask_id=mask_id, repeats=1,
+        )
+        tokens_per_s = gen_length / seconds
+        exact_tokens_per_s = exact_tokens_per_s or tokens_per_s
+        print_row({"mode": name, "tokens_per_s": tokens_per_s, "forward_passes": passes, "positions": positions},
+                  exact_tokens_per_s)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reversal-dir", default="out/reversal", help="output_dir of a trainer.reversal run")
     parser.add_argument("--tiny-block-length", type=int, default=4, help="4: one block, as the experiment; 2: two")
+    parser.add_argument("--tiny-batch", type=int, default=None, help="prompts per call (default: all at once)")
     parser.add_argument("--tiny-threads", type=int, default=1, help="threads for the tiny model (one is fastest)")
     parser.add_argument("--repeats", type=int, default=3, help="tiny: best of this many runs per mode")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the 1B-shaped model")
-    parser.add_argument("--layers", type=int, default=4, help="1B-shaped model: layers (llada_1b has 22)")
-    parser.add_argument("--prompt-length", type=int, default=64)
-    parser.add_argument("--gen-length", type=int, default=64)
-    parser.add_argument("--block-length", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=22, help="1B-shaped model: layers (llada_1b has 22)")
+    parser.add_argument("--prompt-length", type=int, default=32, help="1B-shaped model")
+    parser.add_argument("--gen-length", type=int, default=32, help="1B-shaped model")
+    parser.add_argument("--block-length", type=int, default=16, help="1B-shaped model")
+    parser.add_argument("--steps", type=int, default=32, help="1B-shaped model")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--skip-1b", action="store_true")
     args = parser.parse_args()
@@ -158,7 +176,12 @@ def main() -> None:
     print(f"# sampler_speed: torch {torch.__version__}, {os.cpu_count()} CPUs", flush=True)
     if not args.skip_tiny:
         torch.set_num_threads(args.tiny_threads)
-        bench_tiny(Path(args.reversal_dir), block_length=args.tiny_block_length, repeats=args.repeats)
+        bench_tiny(
+            Path(args.reversal_dir),
+            block_length=args.tiny_block_length,
+            batch_size=args.tiny_batch,
+            repeats=args.repeats,
+        )
     if not args.skip_1b:
         torch.set_num_threads(args.threads)
         bench_1b(

@@ -51,7 +51,9 @@ def matmul_peak(n: int, dtype: torch.dtype, repeats: int) -> float:
     return 2 * n**3 / best
 
 
-def train_step_time(config: ModelConfig, dtype: torch.dtype, *, batch: int, seq_len: int, steps: int, warmup: int) -> float:
+def train_step_time(
+    config: ModelConfig, dtype: torch.dtype, *, batch: int, seq_len: int, steps: int, warmup: int
+) -> float:
     """Median seconds of one optimizer step of the pretraining loss."""
     torch.manual_seed(0)
     model = MaskPredictor(config).to(dtype).train()

@@ -85,21 +85,25 @@ class ReversalConfig:
     subjects (N^2 sentences scored)."""
     threads: int = 1
     """torch intra-op threads. Models this small run fastest on one; on a 2-core machine with any other
-    load, two threads stall at every parallel region (measured 80x slower)."""
+    load, two threads stall at every parallel region (measured 70-80x slower per step here)."""
     seed: int = 0
     """Seeds the names, the pairing, the initial weights (shared by both models), batch order and masking."""
 
     def __post_init__(self) -> None:
         max_pairs = len(SYLLABLES) ** NAME_LENGTH // 2
         if not 1 <= self.num_pairs <= max_pairs:
-            raise ConfigError(f"num_pairs must be in [1, {max_pairs}] (two distinct names per pair), got {self.num_pairs}")
+            raise ConfigError(
+                f"num_pairs must be in [1, {max_pairs}] (two distinct names per pair), got {self.num_pairs}"
+            )
         if self.model not in ("tiny", "llada_1b", "llada_8b"):
             raise ConfigError(f"model must be tiny, llada_1b or llada_8b, got {self.model!r}")
         for name in ("steps", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.eval_steps or any(not 1 <= s <= self.steps for s in self.eval_steps):
-            raise ConfigError(f"eval_steps must be a non-empty list of steps in [1, steps={self.steps}], got {self.eval_steps}")
+            raise ConfigError(
+                f"eval_steps must be a non-empty list of steps in [1, steps={self.steps}], got {self.eval_steps}"
+            )
         if not 0 < self.eps < 1:
             raise ConfigError(f"eps must be in (0, 1), got {self.eps}")
         if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0:
@@ -282,6 +286,9 @@ def evaluate_autoregressive(model, facts, *, rank_reverse: bool = False) -> dict
 # -- training ------------------------------------------------------------------------------------------
 
 
+# Why the diffusion model can answer in reverse: the forward process masks each token independently, so
+# it hides A while B is visible as often as the converse, and the one-way sentence trains p(A | B) as much
+# as p(B | A). Next-token prediction only ever trains p(A) and p(B | A).
 def diffusion_loss(model, ids, generator, eps: float):
     """The pretraining objective (SPEC-diffusion.md; paper eq. 3) on a batch of whole facts."""
     from trainer.diffusion import forward_process, masked_diffusion_loss
@@ -362,7 +369,8 @@ def train_and_evaluate(config: ReversalConfig, facts, *, causal: bool, log=print
                 "eval_seconds": round(time.perf_counter() - eval_start, 2),
                 **accuracy,
             }
-            log(f"{LOG} {kind} step {step}: loss {row['loss']:.4f} " + " ".join(f"{k} {v:.3f}" for k, v in accuracy.items()))
+            scores = " ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
+            log(f"{LOG} {kind} step {step}: loss {row['loss']:.4f} {scores}")
             rows.append(row)
             start = time.perf_counter()
     model.eval()
@@ -445,5 +453,5 @@ def main(config: ReversalConfig) -> dict:
 
 if __name__ == "__main__":
     raise SystemExit(
-        run_job(ReversalConfig, main, description="Reversal curse: diffusion vs autoregressive on one-way synthetic facts.")
+        run_job(ReversalConfig, main, description="Reversal curse: diffusion vs autoregressive on one-way facts.")
     )

@@ -82,9 +82,10 @@ def test_exact_match_by_hand():
 
 def test_infill_with_trailing_masks_equals_generate():
     torch.manual_seed(0)
-    model = MaskPredictor(
-        ModelConfig(n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, mlp_hidden_size=64, vocab_size=len(VOCAB), init_std=0.1)
-    ).eval()
+    config = ModelConfig(
+        n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, mlp_hidden_size=64, vocab_size=len(VOCAB), init_std=0.1
+    )
+    model = MaskPredictor(config).eval()
     prompt = forward_prompts(fact_tensor(make_pairs(5, seed=0)))
     expected = generate(model, prompt, steps=4, gen_length=4, block_length=4, mask_id=MASK_ID)
     canvas = torch.cat([prompt, torch.full((5, 4), MASK_ID)], dim=1)
