@@ -7,15 +7,16 @@ prefix cache, dual cache, threshold 0.9 + dual cache. Two models:
    first with its defaults when missing), asked the forward question of every fact at once (a batch of
    N prompts `<bos> A1 A2 's parent is`, 4 tokens generated in one block of 4 steps, as the experiment
    does). Beside the speed: forward-direction accuracy, and agreement with the exact mode's output.
-2. 1B-shaped: llada_1b's widths (d_model 2048, 32 heads, 4 kv heads, ffn 5634, vocab 126464) with random
-   weights and fewer layers (--layers; the table says how many), one random prompt; tokens/s only.
+2. 1B-shaped: llada_1b (22 layers, d_model 2048, 32 heads, 4 kv heads, ffn 5634, vocab 126464; --layers
+   for fewer, the table says how many) with random weights, fp32, one random prompt; tokens/s only.
    Random weights are never confident, so threshold decoding commits one token per step there: its
    speed-up shows on the trained model.
 
-Tokens/s = generated tokens (batch x gen_length) / wall seconds; forward passes come from the fast
-sampler's stats (exact: steps).
+Tokens/s = generated tokens (batch x gen_length) / wall seconds, best of a few rounds over all modes;
+forward passes and positions run come from the fast sampler's stats (exact: steps, steps x canvas).
+Runs about 4 minutes on 2 cores.
 
-    ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--layers 4] [--skip-1b]
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--layers 4] [--skip-1b] [--tiny-batch 1]
 """
 
 from __future__ import annotations
@@ -43,29 +44,39 @@ MODES = [
 ]
 
 
-def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, repeats, batch_size=None):
-    """One mode over all prompts, `batch_size` rows per call (all at once when None): (output ids, best
-    seconds of `repeats`, forward passes per call (mean over the calls), token positions run in all)."""
+def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, batch_size=None):
+    """One mode over all prompts, `batch_size` rows per call (all at once when None): (output ids, seconds,
+    forward passes per call (mean over the calls), token positions run through the model in all)."""
     from trainer.fast_sampler import generate_fast
 
     chunks = prompt.split(batch_size or prompt.shape[0])
-    best = float("inf")
+    outputs, passes, positions = [], 0, 0
+    start = time.perf_counter()
+    for chunk in chunks:
+        stats: dict = {}
+        kwargs = {"steps": steps, "gen_length": gen_length, "block_length": block_length, "mask_id": mask_id}
+        if fast_kwargs is None:
+            outputs.append(generate(model, chunk, **kwargs))
+            canvas_positions = chunk.shape[0] * (chunk.shape[1] + gen_length)
+            stats = {"forward_passes": steps, "positions_computed": steps * canvas_positions}
+        else:
+            outputs.append(generate_fast(model, chunk, **kwargs, **fast_kwargs, stats=stats))
+        passes += stats["forward_passes"]
+        positions += stats["positions_computed"]
+    seconds = time.perf_counter() - start
+    return torch.cat(outputs), seconds, passes / len(chunks), positions
+
+
+def run_modes(model, prompt, *, repeats: int, **kwargs) -> list[dict]:
+    """Every mode, `repeats` rounds: per mode its output, best seconds, passes and positions. Rounds go
+    over all modes in turn, so that a burst of load from elsewhere slows every mode, not one."""
+    results = [{"mode": name, "seconds": float("inf")} for name, _ in MODES]
     for _ in range(repeats):
-        outputs, passes, positions = [], 0, 0
-        start = time.perf_counter()
-        for chunk in chunks:
-            stats: dict = {}
-            kwargs = {"steps": steps, "gen_length": gen_length, "block_length": block_length, "mask_id": mask_id}
-            if fast_kwargs is None:
-                outputs.append(generate(model, chunk, **kwargs))
-                canvas_positions = chunk.shape[0] * (chunk.shape[1] + gen_length)
-                stats = {"forward_passes": steps, "positions_computed": steps * canvas_positions}
-            else:
-                outputs.append(generate_fast(model, chunk, **kwargs, **fast_kwargs, stats=stats))
-            passes += stats["forward_passes"]
-            positions += stats["positions_computed"]
-        best = min(best, time.perf_counter() - start)
-    return torch.cat(outputs), best, passes / len(chunks), positions
+        for result, (_, fast_kwargs) in zip(results, MODES):
+            output, seconds, passes, positions = run_mode(model, prompt, fast_kwargs, **kwargs)
+            result.update(output=output, forward_passes=passes, positions=positions)
+            result["seconds"] = min(result["seconds"], seconds)
+    return results
 
 
 def print_header(title: str, with_accuracy: bool) -> None:
@@ -109,26 +120,21 @@ def bench_tiny(reversal_dir: Path, *, block_length: int, batch_size: int | None,
         f"{torch.get_num_threads()} thread(s), best of {repeats}",
         with_accuracy=True,
     )
-    exact_output = exact_tokens_per_s = None
-    for name, kwargs in MODES:
-        output, seconds, passes, positions = run_mode(
-            model, prompt, kwargs, steps=gen_length, gen_length=gen_length, block_length=block_length,
-            mask_id=reversal.MASK_ID, repeats=repeats, batch_size=batch_size,
-        )
-        tokens_per_s = prompt.shape[0] * gen_length / seconds
-        if exact_output is None:
-            exact_output, exact_tokens_per_s = output, tokens_per_s
-        print_row({
-            "mode": name,
-            "tokens_per_s": tokens_per_s,
-            "forward_passes": passes,
-            "positions": positions,
-            "accuracy": reversal.exact_match(output[:, reversal.OBJECT], facts[:, reversal.OBJECT]),
-            "agreement": reversal.exact_match(output, exact_output),
-        }, exact_tokens_per_s)
+    rows = run_modes(
+        model, prompt, repeats=repeats, steps=gen_length, gen_length=gen_length, block_length=block_length,
+        mask_id=reversal.MASK_ID, batch_size=batch_size,
+    )
+    exact = rows[0]
+    for row in rows:
+        row["tokens_per_s"] = prompt.shape[0] * gen_length / row["seconds"]
+        row["accuracy"] = reversal.exact_match(row["output"][:, reversal.OBJECT], facts[:, reversal.OBJECT])
+        row["agreement"] = reversal.exact_match(row["output"], exact["output"])
+        print_row(row, prompt.shape[0] * gen_length / exact["seconds"])
 
 
-def bench_1b(*, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int) -> None:
+def bench_1b(
+    *, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int, repeats: int
+) -> None:
     from trainer.model import MaskPredictor, llada_1b
 
     config = dataclasses.replace(llada_1b(), n_layers=layers)
@@ -141,19 +147,15 @@ def bench_1b(*, layers: int, prompt_length: int, gen_length: int, block_length: 
     print_header(
         f"1B-shaped, random weights, fp32, {layers} of llada_1b's 22 layers "
         f"({model.num_params() / 1e6:.0f}M parameters): prompt {prompt_length}, {gen_length} tokens, "
-        f"block {block_length}, {steps} steps, {torch.get_num_threads()} thread(s)",
+        f"block {block_length}, {steps} steps, {torch.get_num_threads()} thread(s), best of {repeats}",
         with_accuracy=False,
     )
-    exact_tokens_per_s = None
-    for name, kwargs in MODES:
-        _, seconds, passes, positions = run_mode(
-            model, prompt, kwargs, steps=steps, gen_length=gen_length, block_length=block_length,
-            mask_id=mask_id, repeats=1,
-        )
-        tokens_per_s = gen_length / seconds
-        exact_tokens_per_s = exact_tokens_per_s or tokens_per_s
-        print_row({"mode": name, "tokens_per_s": tokens_per_s, "forward_passes": passes, "positions": positions},
-                  exact_tokens_per_s)
+    rows = run_modes(
+        model, prompt, repeats=repeats, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id
+    )
+    for row in rows:
+        row["tokens_per_s"] = gen_length / row["seconds"]
+        print_row(row, gen_length / rows[0]["seconds"])
 
 
 def main() -> None:
@@ -162,7 +164,8 @@ def main() -> None:
     parser.add_argument("--tiny-block-length", type=int, default=4, help="4: one block, as the experiment; 2: two")
     parser.add_argument("--tiny-batch", type=int, default=None, help="prompts per call (default: all at once)")
     parser.add_argument("--tiny-threads", type=int, default=1, help="threads for the tiny model (one is fastest)")
-    parser.add_argument("--repeats", type=int, default=3, help="tiny: best of this many runs per mode")
+    parser.add_argument("--repeats", type=int, default=3, help="tiny: best of this many rounds over the modes")
+    parser.add_argument("--repeats-1b", type=int, default=2, help="1B-shaped: best of this many rounds")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for the 1B-shaped model")
     parser.add_argument("--layers", type=int, default=22, help="1B-shaped model: layers (llada_1b has 22)")
     parser.add_argument("--prompt-length", type=int, default=32, help="1B-shaped model")
@@ -186,7 +189,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         bench_1b(
             layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
-            block_length=args.block_length, steps=args.steps,
+            block_length=args.block_length, steps=args.steps, repeats=args.repeats_1b,
         )
 
 
