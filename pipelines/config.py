@@ -6,36 +6,92 @@ from dataclasses import dataclass, field
 
 from common.config import ConfigError
 
+FILTER_STAGES = ("gopher_quality", "gopher_repetition", "c4", "fineweb", "pii")
+"""The quality stages in the order they run (pipelines/filters/); each is switched by the field of its name."""
+SURVIVOR_RULES = ("first", "longest", "source_rank")
+
 
 @dataclass(kw_only=True)
 class CorpusBuildConfig:
-    """Raw JSON lines -> cleaned, exactly deduplicated Parquet shards of documents."""
+    """Raw documents -> normalized, language-identified, quality-filtered, exactly deduplicated Parquet shards."""
 
     inputs: list[str] = field(default_factory=lambda: ["data/demo/corpus"])
-    """Input files, folders or glob patterns of JSON lines (.jsonl, .jsonl.gz, .jsonl.zst); a folder
+    """Input files, folders or glob patterns: JSON lines (.jsonl, .jsonl.gz, .jsonl.zst), Parquet,
+    Arrow IPC (.arrow), WARC (.warc, .warc.gz), or a folder saved by `datasets.save_to_disk`. A folder
     takes every such file below it. Relative paths resolve against the current directory."""
 
     output_dir: str = "out/corpus"
-    """Where documents/shard-NNNNN.parquet, manifest.json, stats.json and config.json are written."""
+    """Where documents/shard-NNNNN.parquet, manifest.json, stats.json, quarantine.jsonl,
+    dropped_samples.jsonl and config.json are written."""
+
+    text_field: str = "text"
+    """The JSON field (or Parquet/Arrow column) holding a record's text."""
+
+    id_field: str = "id"
+    """The field holding a record's id; where it is absent or not a string the id is
+    '<input path>:<offset>' (WARC records use their WARC-Record-ID)."""
+
+    split_bytes: int = 256 << 20
+    """Files larger than this are read by several tasks at once: plain .jsonl by byte ranges, Parquet
+    by row groups, Arrow IPC files by record batches. Compressed JSON lines and WARC are one task each."""
+
+    max_document_bytes: int = 10_000_000
+    """Records larger than this are quarantined as too_large, unread: it bounds a reader's memory
+    (Gopher's 100,000-word cap drops any document a tenth this size anyway)."""
+
+    fix_mojibake: bool = True
+    """Repair text that was decoded with the wrong codec ("cafÃ©" -> "café") with ftfy."""
+
+    remove_control_characters: bool = True
+    """Delete C0/C1 control characters other than tab and newline."""
 
     min_chars: int = 50
     """Documents shorter than this many characters after normalization are dropped as too_short.
-    50 drops one-line stubs (a heading, a "see also", a bare license line) that give a model trained on
-    long packed sequences no context, and keeps any real paragraph."""
+    50 drops one-line stubs (a heading, a "see also", a bare license line) and keeps any real paragraph."""
 
-    text_field: str = "text"
-    """The JSON field holding a record's text."""
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    """Languages to keep (fastText lid.176 codes: en, de, zh, ...); empty keeps every language."""
 
-    id_field: str = "id"
-    """The JSON field holding a record's id; where it is absent or not a string the id is
-    '<input path>:<line number>'."""
+    language_threshold: float = 0.65
+    """Documents whose top language scores below this are dropped as language.low_score (FineWeb's 0.65)."""
+
+    gopher_quality: bool = True
+    """Gopher quality rules (Rae et al. 2021, arXiv:2112.11446, appendix A): word counts and lengths,
+    symbols, bullets, ellipses, alphabetic words, stop words."""
+
+    gopher_repetition: bool = True
+    """Gopher repetition rules (arXiv:2112.11446, table A1): duplicate lines, paragraphs and n-grams."""
+
+    c4: bool = True
+    """C4 rules (Raffel et al. 2020): drop lines without terminal punctuation, short, or boilerplate;
+    drop documents with lorem ipsum, curly braces or fewer than 5 sentences. Rewrites kept text."""
+
+    fineweb: bool = True
+    """FineWeb quality rules (Penedo et al. 2024): line punctuation, short lines, duplicated lines, list-likeness."""
+
+    pii: bool = True
+    """Replace email addresses and public IP addresses by placeholders (FineWeb's PII step)."""
+
+    filter_settings: dict = field(default_factory=dict)
+    """Thresholds of the quality stages, by stage, e.g. {"gopher_quality": {"min_doc_words": 30}}.
+    Keys are the fields of each stage's config (pipelines/filters/); unset ones keep the published defaults."""
+
+    survivor: str = "first"
+    """Which copy of an exact duplicate survives: first (input order), longest (then input order,
+    which only matters when the filters rewrite text), or source_rank (the first `source_ranking` match)."""
+
+    source_ranking: list[str] = field(default_factory=list)
+    """For survivor=source_rank: glob patterns on the source path, best first; unmatched sources rank last."""
+
+    dropped_samples: int = 20
+    """Dropped documents kept for review per reason, in dropped_samples.jsonl (first in input order)."""
 
     num_partitions: int = 4
     """Hash partitions of the exact dedup (one Ray task each); a partition holds about 1/n of all
     (hash, order) keys in memory."""
 
-    batch_size: int = 8192
-    """Records per Arrow batch while reading and writing; bounds each task's memory."""
+    batch_size: int = 4096
+    """Records per Arrow batch while reading and filtering; bounds each task's memory."""
 
     mlflow_experiment: str = "corpus_build"
     """MLflow experiment that receives the run's counts, manifest and stats."""
@@ -49,9 +105,18 @@ class CorpusBuildConfig:
         for name in ("output_dir", "text_field", "id_field", "mlflow_experiment"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"{name} may not be empty")
-        if self.min_chars < 0:
-            raise ConfigError(f"min_chars must be >= 0, got {self.min_chars}")
-        if self.num_partitions < 1:
-            raise ConfigError(f"num_partitions must be >= 1, got {self.num_partitions}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        for name in ("min_chars", "dropped_samples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("num_partitions", "batch_size", "split_bytes", "max_document_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.language_threshold <= 1.0:
+            raise ConfigError(f"language_threshold must be in [0, 1], got {self.language_threshold}")
+        unknown = sorted(set(self.filter_settings) - set(FILTER_STAGES))
+        if unknown:
+            raise ConfigError(f"filter_settings: unknown stage {', '.join(unknown)}; stages: {', '.join(FILTER_STAGES)}")
+        if self.survivor not in SURVIVOR_RULES:
+            raise ConfigError(f"survivor must be one of {', '.join(SURVIVOR_RULES)}, got {self.survivor!r}")
+        if self.survivor == "source_rank" and not self.source_ranking:
+            raise ConfigError("survivor=source_rank needs source_ranking (glob patterns on source paths, best first)")

@@ -1,24 +1,30 @@
-"""Corpus build: JSON lines -> normalized, filtered, exactly deduplicated Parquet shards of documents.
+"""Corpus build: raw documents -> cleaned, filtered, exactly deduplicated Parquet shards of documents.
 
     python -m pipelines.corpus_build inputs=data/demo/corpus output_dir=out/corpus
 
 Three rounds of Ray tasks, each writing its result under output_dir/_work/ (so the driver never holds
 the corpus, and every node of a cluster must see output_dir):
 
-1. read, one task per input file: read -> normalize -> drop empty/short -> hash. Writes the documents
-   with their line numbers, and their (hash, file_index, line) keys split into hash partitions.
-2. dedup, one task per hash partition: all copies of a text share a partition; the first in input
-   order survives, the others are written out as (file_index, line) duplicates.
-3. write, one task per input file: its documents minus its duplicates, as the final shard.
+1. clean, one task per read task (a file, or a slice of a large one, pipelines/readers/inputs.py):
+   read -> normalize -> language ID -> Gopher quality -> Gopher repetition -> C4 -> FineWeb -> PII,
+   each stage a pure function of an Arrow batch (pipelines/filters/). Writes the kept documents, their
+   exact-dedup keys split into hash partitions, quarantined records and a sample of dropped documents.
+2. dedup, one task per hash partition: all copies of a text meet in one partition; one survives
+   (pipelines/dedup.py), the others are written out as duplicates.
+3. write, one task per read task: its documents minus its duplicates, as the final shard.
+
+Resumable: every task writes its files under temporary names, renames them, then writes its
+completion marker (_work/done/). A rerun of the same inputs and config, after the job or any worker
+was killed at any moment, skips every task with a marker and ends with byte-identical output. A
+different config or changed inputs start over.
 
 Output (the tokenizer stage reads it):
-    output_dir/documents/shard-00000.parquet ...  id: string, text: string, source: string
-    output_dir/manifest.json   shards (file, documents, text bytes, sha256), totals, config; written last
-    output_dir/stats.json      documents in / kept / dropped by reason, bytes, bad-record examples, timings
+    output_dir/documents/shard-00000.parquet ...  id, text, source, language, language_score
+    output_dir/manifest.json         shards (file, documents, text bytes, sha256), totals, config; written last
+    output_dir/stats.json            per stage: documents and bytes in / kept / dropped by reason, seconds
+    output_dir/quarantine.jsonl      every record that could not be read, with its file and offset
+    output_dir/dropped_samples.jsonl the first `dropped_samples` dropped documents per reason, for review
     output_dir/config.json
-
-Shards are byte-identical on a rerun with the same inputs and config; each file is written under a
-temporary name and renamed.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,42 +46,47 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from common.cli import run_job
-from common.config import save_config, to_dict
+from common.config import ConfigError, from_dict, save_config, to_dict
 from common.files import atomic_path
-from pipelines.clean import drop_short, normalize
-from pipelines.config import CorpusBuildConfig
+from pipelines.config import FILTER_STAGES, CorpusBuildConfig
+from pipelines.corpus_stats import StageTally, stage_table, sum_stages, text_bytes
 from pipelines.dedup import (
+    DUPLICATE_SCHEMA,
     KEY_SCHEMA,
-    add_content_hash,
     content_keys,
     drop_duplicates,
     find_duplicates,
     split_by_partition,
+    survivor_priority,
 )
-from pipelines.readers import (
-    DOCUMENT_SCHEMA,
-    MAX_EXAMPLES,
-    READ_DROP_REASONS,
-    RECORD_SCHEMA,
-    ReadCounts,
-    expand_inputs,
-    read_jsonl,
-)
+from pipelines.filters.base import FilterOutcome
+from pipelines.readers.inputs import ReadTask, expand_inputs, plan_tasks
+from pipelines.readers.records import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA, ReadLog
 
 LOG = "[corpus_build]"
-DROP_REASONS = ("empty", "too_short", "duplicate", *READ_DROP_REASONS)
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
+OUTPUT_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float32()))
+CLEAN_SCHEMA = OUTPUT_SCHEMA.append(pa.field("offset", pa.int64()))
+SAMPLE_SCHEMA = pa.schema(
+    [("reason", pa.string()), ("id", pa.string()), ("source", pa.string()), ("offset", pa.int64()), ("text", pa.string())]
+)
+SAMPLE_CHARS = 5_000
+"""Dropped documents are sampled with their first 5,000 characters: enough to judge a decision."""
+
+Stage = Callable[[pa.Table], FilterOutcome]
 
 
 # -- files ----------------------------------------------------------------------------------------
 
 
 def write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
 
@@ -87,151 +99,271 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def docs_path(work: Path, file_index: int) -> Path:
-    return work / "docs" / f"file-{file_index:05d}.parquet"
+class Work:
+    """The layout of output_dir/_work: per-task outputs and completion markers."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def clean(self, task: ReadTask) -> Path:
+        return self.root / "clean" / f"{task.name}.parquet"
+
+    def keys(self, partition: int) -> Path:
+        return self.root / "keys" / f"part-{partition:05d}"
+
+    def quarantine(self, task: ReadTask) -> Path:
+        return self.root / "quarantine" / f"{task.name}.parquet"
+
+    def samples(self, task: ReadTask) -> Path:
+        return self.root / "samples" / f"{task.name}.parquet"
+
+    def duplicates(self, partition: int) -> Path:
+        return self.root / "duplicates" / f"part-{partition:05d}.parquet"
+
+    def shard(self, task: ReadTask) -> Path:
+        return self.root / "shards" / f"{task.name}.parquet"
+
+    def marker(self, round_name: str, name: str) -> Path:
+        return self.root / "done" / f"{round_name}-{name}.json"
 
 
-def keys_dir(work: Path, partition: int) -> Path:
-    return work / "keys" / f"part-{partition:05d}"
+def once(marker: Path, compute: Callable[[], dict]) -> dict:
+    """The result recorded in `marker`, or compute it and record it (the marker is written last)."""
+    if marker.is_file():
+        return json.loads(marker.read_text(encoding="utf-8"))
+    result = compute()
+    write_json(marker, result)
+    return result
 
 
-def duplicates_path(work: Path, partition: int) -> Path:
-    return work / "duplicates" / f"part-{partition:05d}.parquet"
+# -- stages ---------------------------------------------------------------------------------------
 
 
-def shard_path(work: Path, file_index: int) -> Path:
-    return work / "shards" / f"file-{file_index:05d}.parquet"
+def build_stages(config: CorpusBuildConfig) -> list[tuple[str, Stage]]:
+    """The cleaning stages `config` switches on, in order; a bad filter setting fails here, naming it."""
+    from pipelines.langid import filter_language
+    from pipelines.normalize import NormalizeOptions, drop_short, normalize
+
+    options = NormalizeOptions(
+        fix_mojibake=config.fix_mojibake, remove_control_characters=config.remove_control_characters
+    )
+    stages: list[tuple[str, Stage]] = [("normalize", lambda table: drop_short(normalize(table, options), config.min_chars))]
+    stages.append(("language", partial(filter_language, languages=config.languages, min_score=config.language_threshold)))
+    for name in FILTER_STAGES:
+        if getattr(config, name):
+            from pipelines.filters import FILTERS
+
+            config_cls, apply = FILTERS[name]
+            settings = from_dict(config_cls, config.filter_settings.get(name, {}), source=f"filter_settings.{name}")
+            stages.append((name, partial(apply, config=settings)))
+    return stages
 
 
-# -- tasks (plain functions; main() runs them as Ray tasks) ----------------------------------------
+def sample_dropped(dropped: pa.Table, taken: Counter, limit: int) -> pa.Table | None:
+    """The rows of `dropped` that are among the first `limit` of their reason (counted in `taken`)."""
+    rows = []
+    for row in dropped.select(["reason", "id", "source", "offset", "text"]).to_pylist():
+        if taken[row["reason"]] < limit:
+            taken[row["reason"]] += 1
+            rows.append(row | {"text": row["text"][:SAMPLE_CHARS]})
+    return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA) if rows else None
 
 
-def read_file(file_index: int, path: str, source: str, config: CorpusBuildConfig, work: Path) -> dict:
-    """Round 1 for one input file: its cleaned documents and its partitioned dedup keys, into `work`."""
-    counts = ReadCounts()
-    dropped: Counter = Counter()
-    keys = []
-    out = docs_path(work, file_index)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, RECORD_SCHEMA, **PARQUET_OPTIONS) as writer:
-        batches = read_jsonl(
-            Path(path),
-            source=source,
+# -- tasks (plain functions; build() runs them as Ray tasks) ---------------------------------------
+
+
+def clean_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
+    """Round 1 for one read task: its cleaned documents, dedup keys, quarantine and dropped samples."""
+    return once(work.marker("clean", task.name), lambda: _clean(index, task, config, work))
+
+
+def _clean(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
+    from pipelines.readers import read_task
+
+    stages = build_stages(config)
+    tallies = {name: StageTally() for name in ["read", *(name for name, _ in stages)]}
+    log, taken, keys, samples = ReadLog(), Counter(), [], []
+    paths = [work.clean(task), work.quarantine(task)]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_path(paths[0]) as clean_tmp,
+        atomic_path(paths[1]) as quarantine_tmp,
+        pq.ParquetWriter(clean_tmp, CLEAN_SCHEMA, **PARQUET_OPTIONS) as documents,
+        pq.ParquetWriter(quarantine_tmp, QUARANTINE_SCHEMA, **PARQUET_OPTIONS) as quarantine,
+    ):
+        batches = read_task(
+            task,
             text_field=config.text_field,
             id_field=config.id_field,
             batch_size=config.batch_size,
-            counts=counts,
+            max_document_bytes=config.max_document_bytes,
+            log=log,
         )
-        for batch in batches:
-            batch, short = drop_short(normalize(batch), config)
-            dropped.update(short)
-            writer.write_table(batch)
-            keys.append(content_keys(add_content_hash(batch), file_index))
+        for table in batches:
+            quarantine.write_table(log.take_quarantined())
+            tallies["read"].documents_kept += table.num_rows
+            tallies["read"].bytes_kept += text_bytes(table)
+            for name, stage in stages:
+                started = time.perf_counter()
+                outcome = stage(table)
+                tallies[name].record(table, outcome.kept, outcome.dropped, outcome.counts, time.perf_counter() - started)
+                sample = sample_dropped(outcome.dropped, taken, config.dropped_samples)
+                if sample is not None:
+                    samples.append(sample)
+                table = outcome.kept
+            table = table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
+            documents.write_table(table)
+            keys.append(content_keys(table, index, survivor_priority(table, config.survivor, config.source_ranking)))
+        quarantine.write_table(log.take_quarantined())
+    tallies["read"].documents_in, tallies["read"].bytes_in = log.records, log.bytes
+    tallies["read"].dropped.update(log.dropped)
+
     all_keys = pa.concat_tables(keys) if keys else KEY_SCHEMA.empty_table()
     for partition, part_keys in enumerate(split_by_partition(all_keys, config.num_partitions)):
         if part_keys.num_rows:
-            folder = keys_dir(work, partition)
-            folder.mkdir(parents=True, exist_ok=True)
-            write_parquet(folder / f"file-{file_index:05d}.parquet", part_keys)
-    dropped.update(counts.dropped)
+            write_parquet(work.keys(partition) / f"{task.name}.parquet", part_keys)
+    write_parquet(work.samples(task), pa.concat_tables(samples) if samples else SAMPLE_SCHEMA.empty_table())
     return {
-        "records": counts.records,
-        "blank_lines": counts.blank_lines,
-        "bytes": counts.bytes,
-        "dropped": dict(dropped),
-        "examples": counts.examples,
+        "stages": {name: tally.to_dict() for name, tally in tallies.items()},
+        "blank_lines": log.blank_lines,
+        "skipped_records": dict(log.skipped_records),
+        "documents": all_keys.num_rows,
     }
 
 
-def dedup_partition(partition: int, work: Path) -> int:
-    """Round 2 for one hash partition: write its duplicates; returns how many."""
-    files = sorted(keys_dir(work, partition).glob("*.parquet"))
-    keys = pa.concat_tables([pq.read_table(f) for f in files]) if files else KEY_SCHEMA.empty_table()
-    duplicates = find_duplicates(keys)
-    out = duplicates_path(work, partition)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_parquet(out, duplicates)
-    return duplicates.num_rows
+def dedup_task(partition: int, work: Work) -> dict:
+    """Round 2 for one hash partition: its duplicates."""
+
+    def compute() -> dict:
+        files = sorted(work.keys(partition).glob("*.parquet"))
+        keys = pa.concat_tables([pq.read_table(f) for f in files]) if files else KEY_SCHEMA.empty_table()
+        duplicates = find_duplicates(keys.cast(KEY_SCHEMA))
+        write_parquet(work.duplicates(partition), duplicates)
+        return {"duplicates": duplicates.num_rows}
+
+    return once(work.marker("dedup", f"{partition:05d}"), compute)
 
 
-def write_shard(file_index: int, config: CorpusBuildConfig, work: Path) -> dict:
-    """Round 3 for one input file: its documents without duplicates; no file when none are left."""
-    duplicate_lines = pa.concat_tables(
-        pq.read_table(duplicates_path(work, p), columns=["line"], filters=[("file_index", "=", file_index)])
-        for p in range(config.num_partitions)
-    )["line"]
-    out = shard_path(work, file_index)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    documents = text_bytes = 0
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, DOCUMENT_SCHEMA, **PARQUET_OPTIONS) as writer:
-        for batch in pq.ParquetFile(docs_path(work, file_index)).iter_batches(batch_size=config.batch_size):
-            kept = drop_duplicates(pa.Table.from_batches([batch]), duplicate_lines)
-            if kept.num_rows:
-                writer.write_table(kept.select(DOCUMENT_SCHEMA.names))
-                documents += kept.num_rows
-                text_bytes += pc.sum(pc.binary_length(kept["text"])).as_py()
-    result = {"documents": documents, "bytes": text_bytes, "duplicates": len(duplicate_lines)}
-    if documents == 0:
-        out.unlink()
-        return result
-    return result | {"sha256": sha256_of(out)}
+def write_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
+    """Round 3 for one read task: its documents without duplicates; no file when none are left."""
+
+    def compute() -> dict:
+        duplicate_offsets = pa.concat_tables(
+            pq.read_table(work.duplicates(p), columns=["offset"], filters=[("task", "=", index)], schema=DUPLICATE_SCHEMA)
+            for p in range(config.num_partitions)
+        )["offset"]
+        out = work.shard(task)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        documents = kept_bytes = duplicate_bytes = 0
+        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, OUTPUT_SCHEMA, **PARQUET_OPTIONS) as writer:
+            for batch in pq.ParquetFile(work.clean(task)).iter_batches(batch_size=config.batch_size):
+                table = pa.Table.from_batches([batch])
+                kept = drop_duplicates(table, duplicate_offsets)
+                duplicate_bytes += text_bytes(table) - text_bytes(kept)
+                if kept.num_rows:
+                    writer.write_table(kept.select(OUTPUT_SCHEMA.names))
+                    documents += kept.num_rows
+                    kept_bytes += text_bytes(kept)
+        result = {"documents": documents, "bytes": kept_bytes, "duplicates": len(duplicate_offsets), "duplicate_bytes": duplicate_bytes}
+        if documents == 0:
+            out.unlink()
+            return result
+        return result | {"sha256": sha256_of(out)}
+
+    return once(work.marker("write", task.name), compute)
 
 
 # -- driver ---------------------------------------------------------------------------------------
 
 
-def run_round(ray: Any, refs: list, verb: str, things: str, count: Callable[[Any], int], unit: str) -> list:
-    """Results of `refs` in submission order, printing "<verb> k/n <things>, <total> <unit>" as each ends."""
-    results: dict = {}
-    total = 0
+def run_round(ray: Any, calls: list[Callable[[], Any]], done: list[dict | None], verb: str, progress: Callable[[list], str]) -> list[dict]:
+    """Results of one round in task order: `done[i]` where a marker had it, else `calls[i]` run as a
+    Ray task. Prints a progress line as each task ends."""
+    results = list(done)
+    refs = {calls[i](): i for i, result in enumerate(done) if result is None}
+    finished = len(results) - len(refs)
+    if finished:
+        print(f"{LOG} {verb}: {finished}/{len(results)} tasks already done by an earlier run", flush=True)
     pending = list(refs)
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        for ref in done:
-            results[ref] = ray.get(ref)
-            total += count(results[ref])
-            print(f"{LOG} {verb} {len(results)}/{len(refs)} {things}, {total:,} {unit}", flush=True)
-    return [results[ref] for ref in refs]
+        ready, pending = ray.wait(pending, num_returns=1)
+        for ref in ready:
+            results[refs[ref]] = ray.get(ref)
+            finished += 1
+            print(f"{LOG} {verb} {finished}/{len(results)}, {progress([r for r in results if r is not None])}", flush=True)
+    return results  # type: ignore[return-value]
+
+
+def recorded(marker: Path) -> dict | None:
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+
+
+def fingerprint(config: CorpusBuildConfig, files: list[Path]) -> dict:
+    """What the work folder was made from; another config or changed inputs start over."""
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("log_to_mlflow", "mlflow_experiment")}
+    inputs = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return {"config": settings, "inputs": inputs}
+
+
+def prepare_work(output_dir: Path, config: CorpusBuildConfig, files: list[Path]) -> Work:
+    work = Work((output_dir / "_work").resolve())
+    stamp, wanted = work.root / "fingerprint.json", fingerprint(config, files)
+    if recorded(stamp) != wanted:
+        shutil.rmtree(work.root, ignore_errors=True)
+        write_json(stamp, wanted)
+    return work
 
 
 def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tuple[dict, dict]:
-    """Run the three rounds on Ray and move the shards into place; returns (manifest, stats)."""
+    """Run the three rounds on Ray, move the shards into place; returns (manifest, stats)."""
     from common.ray_runtime import init_ray
 
+    tasks = plan_tasks(files, config.split_bytes)
+    build_stages(config)  # a bad filter setting fails now, not in every task
+    work = prepare_work(output_dir, config, files)
     ray = init_ray()
-    work = (output_dir / "_work").resolve()
-    shutil.rmtree(work, ignore_errors=True)  # left by an interrupted run
-    read_task, dedup_task, write_task = ray.remote(read_file), ray.remote(dedup_partition), ray.remote(write_shard)
+    clean_remote, dedup_remote, write_remote = ray.remote(clean_task), ray.remote(dedup_task), ray.remote(write_task)
+    print(f"{LOG} {len(files)} input files -> {len(tasks)} read tasks", flush=True)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    refs = [read_task.remote(i, str(path.resolve()), str(path), config, work) for i, path in enumerate(files)]
-    reads = run_round(ray, refs, "read", "files", lambda result: result["records"], "docs")
-    seconds["read"] = time.perf_counter() - started
+
+    def cleaned(results: list[dict]) -> str:
+        read = sum_stages([r["stages"] for r in results])["read"]
+        rate = read.bytes_in / 1e6 / max(time.perf_counter() - started, 1e-9)
+        return f"{read.documents_in:,} records read, {read.bytes_in / 1e6:,.1f} MB ({rate:.1f} MB/s)"
+
+    cleans = run_round(
+        ray,
+        [partial(clean_remote.remote, i, task, config, work) for i, task in enumerate(tasks)],
+        [recorded(work.marker("clean", task.name)) for task in tasks],
+        "clean",
+        cleaned,
+    )
+    seconds["clean"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    refs = [dedup_task.remote(p, work) for p in range(config.num_partitions)]
-    run_round(ray, refs, "dedup", "partitions", lambda duplicates: duplicates, "duplicates")
+    dedups = run_round(
+        ray,
+        [partial(dedup_remote.remote, p, work) for p in range(config.num_partitions)],
+        [recorded(work.marker("dedup", f"{p:05d}")) for p in range(config.num_partitions)],
+        "dedup",
+        lambda results: f"{sum(r['duplicates'] for r in results):,} duplicates",
+    )
     seconds["dedup"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    refs = [write_task.remote(i, config, work) for i in range(len(files))]
-    writes = run_round(ray, refs, "wrote", "files", lambda result: result["documents"], "docs")
-
-    # Number the non-empty shards in input order, then drop shards a previous, larger run left behind.
-    documents_dir = output_dir / "documents"
-    documents_dir.mkdir(parents=True, exist_ok=True)
-    shards = []
-    for file_index, result in enumerate(writes):
-        if result["documents"]:
-            name = f"shard-{len(shards):05d}.parquet"
-            os.replace(shard_path(work, file_index), documents_dir / name)
-            shards.append({"file": f"documents/{name}", **{k: result[k] for k in ("documents", "bytes", "sha256")}})
-    current = {Path(s["file"]).name for s in shards}
-    for stale in documents_dir.glob("shard-*.parquet"):
-        if stale.name not in current:
-            stale.unlink()
-    shutil.rmtree(work)
+    writes = run_round(
+        ray,
+        [partial(write_remote.remote, i, task, config, work) for i, task in enumerate(tasks)],
+        [recorded(work.marker("write", task.name)) for task in tasks],
+        "write",
+        lambda results: f"{sum(r['documents'] for r in results):,} documents",
+    )
+    shards = place_shards(tasks, writes, work, output_dir)
+    gather_quarantine(tasks, work, output_dir)
+    gather_samples(tasks, work, output_dir, config.dropped_samples)
     seconds["write"] = time.perf_counter() - started
 
     manifest = {
@@ -240,42 +372,112 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
         "bytes": sum(s["bytes"] for s in shards),
         "config": to_dict(config),
     }
-    dropped = Counter({reason: 0 for reason in DROP_REASONS})
-    for result in reads:
-        dropped.update(result["dropped"])
-    dropped["duplicate"] = sum(result["duplicates"] for result in writes)
+    stages = sum_stages([r["stages"] for r in cleans])
+    dedup = StageTally(
+        documents_in=sum(r["documents"] for r in cleans),
+        bytes_in=sum(w["bytes"] + w["duplicate_bytes"] for w in writes),
+        documents_kept=manifest["documents"],
+        bytes_kept=manifest["bytes"],
+        dropped=Counter(duplicate=sum(d["duplicates"] for d in dedups)),
+        dropped_bytes=Counter(duplicate=sum(w["duplicate_bytes"] for w in writes)),
+        seconds=seconds["dedup"],
+    )
+    stages["dedup"] = dedup
+    dropped: Counter = Counter()
+    for tally in stages.values():
+        dropped.update(tally.dropped)
     stats = {
         "files": len(files),
+        "read_tasks": len(tasks),
         "shards": len(shards),
-        "documents_in": sum(r["records"] for r in reads),
+        "documents_in": stages["read"].documents_in,
         "documents_kept": manifest["documents"],
-        "dropped": dict(dropped),
-        "blank_lines": sum(r["blank_lines"] for r in reads),
-        "bytes_in": sum(r["bytes"] for r in reads),
+        "bytes_in": stages["read"].bytes_in,
         "bytes_kept": manifest["bytes"],
-        "examples": [example for r in reads for example in r["examples"]][:MAX_EXAMPLES],
+        "dropped": dict(sorted(dropped.items())),
+        "quarantined": sum(stages["read"].dropped.values()),
+        "blank_lines": sum(r["blank_lines"] for r in cleans),
+        "skipped_records": dict(sum((Counter(r["skipped_records"]) for r in cleans), Counter())),
+        "stages": {name: tally.to_dict() for name, tally in stages.items()},
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
     }
     return manifest, stats
 
 
+def place_shards(tasks: list[ReadTask], writes: list[dict], work: Work, output_dir: Path) -> list[dict]:
+    """Move the non-empty shards to documents/shard-NNNNN.parquet, numbered in input order; drop stale ones."""
+    documents_dir = output_dir / "documents"
+    documents_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for task, result in zip(tasks, writes):
+        if not result["documents"]:
+            continue
+        target = documents_dir / f"shard-{len(shards):05d}.parquet"
+        if work.shard(task).is_file():
+            os.replace(work.shard(task), target)
+        elif not (target.is_file() and sha256_of(target) == result["sha256"]):  # moved by an interrupted run?
+            raise RuntimeError(f"{work.shard(task)} is missing and {target} is not it; delete {work.root} and rerun")
+        shards.append({"file": f"documents/{target.name}", **{k: result[k] for k in ("documents", "bytes", "sha256")}})
+    current = {Path(s["file"]).name for s in shards}
+    for stale in documents_dir.glob("shard-*.parquet"):
+        if stale.name not in current:
+            stale.unlink()
+    return shards
+
+
+def gather_quarantine(tasks: list[ReadTask], work: Work, output_dir: Path) -> None:
+    """output_dir/quarantine.jsonl: every quarantined record, in input order."""
+    with atomic_path(output_dir / "quarantine.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for task in tasks:
+            for row in pq.read_table(work.quarantine(task)).to_pylist():
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def gather_samples(tasks: list[ReadTask], work: Work, output_dir: Path, limit: int) -> None:
+    """output_dir/dropped_samples.jsonl: the first `limit` dropped documents of each reason, in input order."""
+    taken: Counter = Counter()
+    with atomic_path(output_dir / "dropped_samples.jsonl") as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for task in tasks:
+            for row in pq.read_table(work.samples(task)).to_pylist():
+                if taken[row["reason"]] < limit:
+                    taken[row["reason"]] += 1
+                    out.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
 def print_summary(stats: dict) -> None:
-    rows = [("documents in", stats["documents_in"]), ("kept", stats["documents_kept"])]
-    rows += [(f"dropped {reason}", count) for reason, count in stats["dropped"].items()]
-    rows += [("blank lines", stats["blank_lines"]), ("bytes in", stats["bytes_in"]), ("bytes kept", stats["bytes_kept"])]
-    rows += [("shards", stats["shards"])]
-    width = max(len(name) for name, _ in rows)
-    print(f"{LOG} done in {stats['seconds']['total']:.1f}s")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value:>14,}")
-    for example in stats["examples"]:
-        print(f"  skipped {example['file']}:{example['line']}: {example['reason']}: {example['detail']}")
+    print(f"{LOG} done in {stats['seconds']['total']:.1f}s: {stats['documents_in']:,} records in, "
+          f"{stats['documents_kept']:,} documents kept in {stats['shards']} shards "
+          f"({stats['bytes_in'] / 1e6:,.1f} MB in, {stats['bytes_kept'] / 1e6:,.1f} MB kept)")
+    for line in stage_table({name: StageTally.from_dict(values) for name, values in stats["stages"].items()}):
+        print(line)
+    if stats["quarantined"]:
+        print(f"  {stats['quarantined']:,} records quarantined (quarantine.jsonl): {stats['stages']['read']['dropped']}")
+    if stats["skipped_records"]:
+        print(f"  records that are not documents, skipped: {stats['skipped_records']}")
+
+
+def log_to_mlflow(stats: dict, output_dir: Path) -> None:
+    import mlflow
+
+    counted = ("files", "read_tasks", "shards", "documents_in", "documents_kept", "bytes_in", "bytes_kept", "quarantined", "blank_lines")
+    metrics = {name: stats[name] for name in counted}
+    metrics |= {f"dropped.{reason}": count for reason, count in stats["dropped"].items()}
+    for stage, tally in stats["stages"].items():
+        metrics |= {f"stage.{stage}.{key}": tally[key] for key in ("documents_kept", "bytes_kept", "seconds")}
+        metrics |= {f"stage.{stage}.{key}": count for key, count in tally["counts"].items()}
+    metrics |= {f"seconds.{name}": value for name, value in stats["seconds"].items()}
+    mlflow.log_metrics(metrics)
+    for name in ("manifest.json", "stats.json", "dropped_samples.jsonl"):
+        mlflow.log_artifact(str(output_dir / name))
 
 
 def main(config: CorpusBuildConfig) -> dict:
     """Build the corpus described by `config`; returns the stats (also in output_dir/stats.json)."""
     started = time.perf_counter()
     files = expand_inputs(config.inputs)  # a missing input fails here, before anything is written
+    unreadable = [str(p) for p in files if not os.access(p, os.R_OK)]
+    if unreadable:
+        raise ConfigError(f"input files cannot be read (permissions): {', '.join(unreadable)}")
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     # The manifest marks a complete build: remove the old one first, so an interrupted rerun is not
@@ -294,21 +496,14 @@ def main(config: CorpusBuildConfig) -> dict:
         save_config(config, output_dir / "config.json")
         write_json(output_dir / "stats.json", stats)
         write_json(output_dir / "manifest.json", manifest)
+        shutil.rmtree(output_dir / "_work")
         if run is not None:
-            import mlflow
-
-            counted = ("files", "shards", "documents_in", "documents_kept", "blank_lines", "bytes_in", "bytes_kept")
-            metrics = {name: stats[name] for name in counted}
-            metrics |= {f"dropped_{reason}": count for reason, count in stats["dropped"].items()}
-            metrics |= {f"seconds_{name}": value for name, value in stats["seconds"].items()}
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifact(str(output_dir / "manifest.json"))
-            mlflow.log_artifact(str(output_dir / "stats.json"))
+            log_to_mlflow(stats, output_dir)
     print_summary(stats)
     return {**stats, "output_dir": str(output_dir), "mlflow_run_id": run.info.run_id if run is not None else None}
 
 
 if __name__ == "__main__":
     raise SystemExit(
-        run_job(CorpusBuildConfig, main, description="JSON lines -> cleaned, deduplicated Parquet document shards.")
+        run_job(CorpusBuildConfig, main, description="Raw documents -> cleaned, filtered, deduplicated Parquet document shards.")
     )

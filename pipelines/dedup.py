@@ -1,42 +1,67 @@
 """Exact deduplication by content hash: pure functions of Arrow tables.
 
-Every document gets the 128-bit xxh3 hash of its normalized text. Keys (hash, file_index, line) are
-split into hash partitions, so all copies of a text meet in one partition; there the copy first in
-input order (lowest file index, then lowest line) survives and the others are listed as duplicates.
+Every document gets the 128-bit xxh3 hash of its final text. Keys (hash, priority, task, offset) are
+split into hash partitions, so all copies of a text meet in one partition; there the copy with the
+lowest (priority, task, offset) survives and the others are listed as duplicates. `task` numbers the
+read tasks in input order and `offset` orders records within a task, so with equal priority the
+first copy in input order survives, whatever order the tasks finished in.
 """
 
 from __future__ import annotations
+
+import fnmatch
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
 HASH_TYPE = pa.binary(16)
-KEY_SCHEMA = pa.schema([("hash", HASH_TYPE), ("file_index", pa.int32()), ("line", pa.int64())])
-"""One row per document: its content hash and its position in the input order."""
+KEY_SCHEMA = pa.schema(
+    [("hash", HASH_TYPE), ("priority", pa.int64()), ("task", pa.int32()), ("offset", pa.int64())]
+)
+"""One row per document: its content hash, its survivor priority (lower wins) and its input position."""
 
-DUPLICATE_SCHEMA = pa.schema([("file_index", pa.int32()), ("line", pa.int64())])
+DUPLICATE_SCHEMA = pa.schema([("task", pa.int32()), ("offset", pa.int64())])
 
 
-def add_content_hash(table: pa.Table) -> pa.Table:
-    """Append `hash`: xxh3-128 of the UTF-8 `text`.
+def content_hashes(table: pa.Table) -> pa.Array:
+    """xxh3-128 of each UTF-8 `text`.
 
     128 bits: the birthday bound n^2 / 2^129 keeps the chance that two different texts collide (and one
     is wrongly dropped) below 2^-49 up to n = 2^40 documents.
     """
-    hashes = [xxhash.xxh3_128_digest(text.encode("utf-8")) for text in table["text"].to_pylist()]
-    return table.append_column("hash", pa.array(hashes, type=HASH_TYPE))
+    return pa.array([xxhash.xxh3_128_digest(text.encode("utf-8")) for text in table["text"].to_pylist()], type=HASH_TYPE)
+
+
+def source_rank(sources: list[str], ranking: list[str]) -> list[int]:
+    """Index of the first glob pattern of `ranking` each source matches; len(ranking) when none does."""
+    ranks: dict[str, int] = {}
+    for source in set(sources):
+        ranks[source] = next((i for i, pattern in enumerate(ranking) if fnmatch.fnmatch(source, pattern)), len(ranking))
+    return [ranks[source] for source in sources]
+
+
+def survivor_priority(table: pa.Table, rule: str, ranking: list[str] = ()) -> pa.Array:
+    """Per row, the priority of that copy (lower survives): 0 for `first`, minus the text's length in
+    bytes for `longest`, the source's rank for `source_rank`."""
+    if rule == "first":
+        return pa.array([0] * table.num_rows, type=pa.int64())
+    if rule == "longest":
+        return pc.negate(pc.binary_length(table["text"]).cast(pa.int64()))
+    if rule == "source_rank":
+        return pa.array(source_rank(table["source"].to_pylist(), list(ranking)), type=pa.int64())
+    raise ValueError(f"unknown survivor rule {rule!r}")
+
+
+def content_keys(table: pa.Table, task: int, priority: pa.Array) -> pa.Table:
+    """KEY_SCHEMA rows of the documents of read task number `task` (a table with `text` and `offset`)."""
+    tasks = pa.array([task] * table.num_rows, type=pa.int32())
+    return pa.table([content_hashes(table), priority, tasks, table["offset"]], schema=KEY_SCHEMA)
 
 
 def hash_partition(hashes: pa.ChunkedArray | pa.Array, num_partitions: int) -> pa.Array:
     """The partition (0 .. num_partitions-1) of each hash: its first 8 bytes, big-endian, mod n."""
     return pa.array([int.from_bytes(h[:8], "big") % num_partitions for h in hashes.to_pylist()], type=pa.int32())
-
-
-def content_keys(table: pa.Table, file_index: int) -> pa.Table:
-    """KEY_SCHEMA rows of a hashed table read from input file number `file_index`."""
-    file_indices = pa.array([file_index] * table.num_rows, type=pa.int32())
-    return pa.table([table["hash"], file_indices, table["line"]], schema=KEY_SCHEMA)
 
 
 def split_by_partition(keys: pa.Table, num_partitions: int) -> list[pa.Table]:
@@ -46,26 +71,27 @@ def split_by_partition(keys: pa.Table, num_partitions: int) -> list[pa.Table]:
 
 
 def find_duplicates(keys: pa.Table) -> pa.Table:
-    """DUPLICATE_SCHEMA rows of every document whose hash was seen earlier in input order.
+    """DUPLICATE_SCHEMA rows of every document that is not its text's survivor.
 
-    Deterministic whatever order `keys` arrive in: sorted by (hash, file_index, line), each run of equal
-    hashes keeps its first row. The result is sorted by (file_index, line).
+    Deterministic whatever order `keys` arrive in: sorted by (hash, priority, task, offset), each run
+    of equal hashes keeps its first row. The result is sorted by (task, offset).
     """
     if keys.num_rows == 0:
         return DUPLICATE_SCHEMA.empty_table()
-    ordered = keys.sort_by([("hash", "ascending"), ("file_index", "ascending"), ("line", "ascending")])
+    order = [("hash", "ascending"), ("priority", "ascending"), ("task", "ascending"), ("offset", "ascending")]
+    ordered = keys.sort_by(order)
     hashes = ordered["hash"].combine_chunks()
     # Row i (i >= 1) repeats the row before it; row 0 never does.
     repeats = pc.equal(hashes.slice(1), hashes.slice(0, len(hashes) - 1))
     is_duplicate = pa.concat_arrays([pa.array([False]), repeats])
-    duplicates = ordered.filter(is_duplicate).select(["file_index", "line"])
-    return duplicates.sort_by([("file_index", "ascending"), ("line", "ascending")]).cast(DUPLICATE_SCHEMA)
+    duplicates = ordered.filter(is_duplicate).select(["task", "offset"])
+    return duplicates.sort_by([("task", "ascending"), ("offset", "ascending")]).cast(DUPLICATE_SCHEMA)
 
 
-def drop_duplicates(table: pa.Table, duplicate_lines: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """The rows of `table` (one input file's documents) whose `line` is not in `duplicate_lines`."""
-    if len(duplicate_lines) == 0:
+def drop_duplicates(table: pa.Table, duplicate_offsets: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The rows of `table` (one read task's documents) whose `offset` is not in `duplicate_offsets`."""
+    if len(duplicate_offsets) == 0:
         return table
-    if isinstance(duplicate_lines, pa.ChunkedArray):
-        duplicate_lines = duplicate_lines.combine_chunks()
-    return table.filter(pc.invert(pc.is_in(table["line"], value_set=duplicate_lines.cast(pa.int64()))))
+    if isinstance(duplicate_offsets, pa.ChunkedArray):
+        duplicate_offsets = duplicate_offsets.combine_chunks()
+    return table.filter(pc.invert(pc.is_in(table["offset"], value_set=duplicate_offsets.cast(pa.int64()))))

@@ -27,7 +27,7 @@ from common.files import atomic_path, write_atomically
 from common.ray_runtime import init_ray
 from common.tracking import mlflow_run
 from pipelines.packing import pack_sequences, to_arrow_table
-from pipelines.readers import document_shards
+from pipelines.readers.documents import document_shards
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
 

@@ -1,0 +1,93 @@
+"""Typed config of the fuzzy (MinHash-LSH) dedup job; no heavy imports: an Airflow DAG reads it at parse time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.config import ConfigError
+
+PRESET_NAMES = ("fineweb", "nemo", "custom")
+SURVIVOR_RULES = ("input_order", "longest", "source_rank")
+
+
+@dataclass(kw_only=True)
+class FuzzyDedupConfig:
+    """A corpus folder (documents/shard-*.parquet) -> the same without near duplicates."""
+
+    corpus_dir: str = "out/corpus"
+    """The corpus build's output folder; its documents/shard-*.parquet (id, text, source) are read."""
+
+    output_dir: str = "out/corpus_fuzzy"
+    """Where documents/shard-NNNNN.parquet (one per input shard, same name and order), duplicates.parquet,
+    stats.json, config.json and manifest.json (last) are written. Work files go to output_dir/_work and
+    are kept until the run succeeds: a rerun after a failure redoes only the unfinished tasks."""
+
+    preset: str = "fineweb"
+    """MinHash-LSH setting: "fineweb" (5-word shingles, 14 bands x 8 rows), "nemo" (24-character
+    shingles, 20 x 13) or "custom" (shingle, ngram, bands and rows all set here)."""
+
+    shingle: str | None = None
+    """"word" or "char" n-grams of the normalized text. Empty: the preset's."""
+
+    ngram: int | None = None
+    """Words or characters per shingle. Empty: the preset's."""
+
+    bands: int | None = None
+    """LSH bands; two documents are candidates when one band of their signatures is equal. Empty: the
+    preset's."""
+
+    rows: int | None = None
+    """Signature values per band (signature length = bands x rows). Empty: the preset's. The candidate
+    probability at Jaccard J is 1 - (1 - J^rows)^bands."""
+
+    seed: int = 1
+    """Seed of the MinHash permutations."""
+
+    verify_threshold: float | None = None
+    """Keep a candidate pair only when its estimated Jaccard similarity (the fraction of equal values
+    over the whole signature) reaches this; empty keeps every candidate, as FineWeb does. Cuts the
+    pairs that met in one band by luck (e.g. 0.7 with fineweb)."""
+
+    survivor: str = "input_order"
+    """Which document of a cluster is kept: "input_order" (first by shard, then row), "longest" (most
+    UTF-8 bytes of text, ties by input order) or "source_rank" (first source in source_ranking, ties
+    by input order)."""
+
+    source_ranking: list[str] = field(default_factory=list)
+    """Sources from most to least preferred, for survivor=source_rank; unlisted sources come last."""
+
+    documents_per_partition: int = 250_000
+    """Documents per LSH/components partition (one Ray task each per round). Bounds a task's memory
+    (about 0.5 KB per document at 14 bands) independently of the corpus size."""
+
+    batch_size: int = 4096
+    """Documents per batch while computing signatures and writing shards."""
+
+    mlflow_experiment: str = "fuzzy_dedup"
+    """MLflow experiment that receives the run's counts, manifest and stats."""
+
+    log_to_mlflow: bool = True
+    """Log counts as metrics and manifest.json / stats.json as artifacts of an MLflow run."""
+
+    def __post_init__(self) -> None:
+        for name in ("corpus_dir", "output_dir", "mlflow_experiment"):
+            if not getattr(self, name).strip():
+                raise ConfigError(f"{name} may not be empty")
+        if self.preset not in PRESET_NAMES:
+            raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)}, got {self.preset!r}")
+        if self.shingle is not None and self.shingle not in ("word", "char"):
+            raise ConfigError(f"shingle must be 'word' or 'char', got {self.shingle!r}")
+        for name in ("ngram", "bands", "rows"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.verify_threshold is not None and not 0.0 < self.verify_threshold <= 1.0:
+            raise ConfigError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
+        if self.survivor not in SURVIVOR_RULES:
+            raise ConfigError(f"survivor must be one of {', '.join(SURVIVOR_RULES)}, got {self.survivor!r}")
+        if self.survivor == "source_rank" and not self.source_ranking:
+            raise ConfigError("survivor=source_rank needs source_ranking (sources, most preferred first)")
+        if self.documents_per_partition < 1:
+            raise ConfigError(f"documents_per_partition must be >= 1, got {self.documents_per_partition}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")

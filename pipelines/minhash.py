@@ -1,0 +1,274 @@
+"""MinHash signatures and LSH band keys: pure functions of Arrow string arrays and numpy arrays.
+
+Two documents are near duplicates when their sets of shingles (word or character n-grams of the
+normalized text) overlap: Jaccard similarity |A ∩ B| / |A ∪ B|. MinHash (Broder 1997, "On the
+resemblance and containment of documents") estimates it: for a random permutation h of shingles,
+P[min h(A) = min h(B)] = J(A, B), so the fraction of equal minima over `num_hashes` permutations is an
+unbiased estimate. LSH banding (Leskovec, Rajaraman, Ullman, Mining of Massive Datasets, ch. 3.4) cuts
+a signature into `bands` bands of `rows` values; two documents become candidates when any band is
+equal, with probability 1 - (1 - J^rows)^bands: an S-curve around (1 / bands)^(1 / rows).
+
+How a signature is made, all in one compiled loop per batch of documents:
+1. normalize (Arrow compute): lowercase; every run of characters that are neither letters nor digits
+   (punctuation, symbols, whitespace) becomes one space, as datatrove's `simplify_text` and NeMo do;
+2. tokens: the FNV-1a hash of each word, or each character's code point;
+3. shingle hash: the n consecutive tokens as a polynomial mod 2^64, mixed by MurmurHash3's finalizer
+   and cut to 32 bits. A document with fewer than n tokens is one shingle of all of them; one with no
+   tokens has no shingles and gets EMPTY (every value 2^32 - 1), which takes part in no band;
+4. permutations: h_k(x) = ((a_k * x + b_k) mod 2^64) >> 32 with random 64-bit a_k, b_k, the
+   multiply-add-shift family (Dietzfelbinger 1996; Thorup 2015, "High speed hashing for integers and
+   strings", section 3.3). It is 2-independent on 32-bit keys like the textbook (a x + b) mod p, but
+   exact in native uint64 arithmetic: no 128-bit products, and the k loop vectorizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.config import ConfigError
+
+SHINGLE_KINDS = ("word", "char")
+EMPTY = np.uint32(0xFFFFFFFF)
+"""Every value of the signature of a document without shingles (it joins no band)."""
+
+
+@dataclass(frozen=True)
+class MinHashParams:
+    """What a signature is made of; two corpora are comparable only under equal params."""
+
+    shingle: str
+    """"word": n consecutive words; "char": n consecutive characters (spaces included)."""
+    ngram: int
+    """Tokens per shingle."""
+    bands: int
+    """LSH bands: a pair is a candidate when any band of its two signatures is equal."""
+    rows: int
+    """Signature values per band."""
+    seed: int = 1
+    """Seed of the permutations' parameters; signatures from different seeds do not compare."""
+
+    @property
+    def num_hashes(self) -> int:
+        return self.bands * self.rows
+
+
+def fineweb() -> MinHashParams:
+    """FineWeb's setting (Penedo et al. 2024, section 3.3.3; datatrove's MinhashConfig defaults):
+    5-word shingles, 14 bands of 8 = 112 hashes. Candidate probability 0.92 at Jaccard 0.8, 0.30 at 0.7."""
+    return MinHashParams(shingle="word", ngram=5, bands=14, rows=8)
+
+
+def nemo() -> MinHashParams:
+    """NeMo Curator's fuzzy dedup defaults: 24-character shingles, 20 bands of 13 = 260 hashes.
+    A steeper S-curve around 0.79: candidate probability 0.68 at Jaccard 0.8, 0.99 at 0.9."""
+    return MinHashParams(shingle="char", ngram=24, bands=20, rows=13)
+
+
+PRESETS = {"fineweb": fineweb, "nemo": nemo}
+
+
+def resolve_params(
+    preset: str, *, shingle: str | None, ngram: int | None, bands: int | None, rows: int | None, seed: int
+) -> MinHashParams:
+    """The params of a named preset, or of preset "custom" with every knob given.
+
+    A knob given beside a named preset must equal the preset's value (a config.json written by a run
+    reads back); anything else is a ConfigError that says to use preset=custom.
+    """
+    knobs = {"shingle": shingle, "ngram": ngram, "bands": bands, "rows": rows}
+    if preset == "custom":
+        missing = [name for name, value in knobs.items() if value is None]
+        if missing:
+            raise ConfigError(f"preset=custom needs {', '.join(missing)} set")
+        return MinHashParams(**knobs, seed=seed)  # type: ignore[arg-type]
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join([*PRESETS, 'custom'])}")
+    base = PRESETS[preset]()
+    for name, value in knobs.items():
+        if value is not None and value != getattr(base, name):
+            raise ConfigError(
+                f"{name}={value!r} differs from preset {preset!r} ({name}={getattr(base, name)!r}); "
+                f"set preset=custom to choose {name} yourself"
+            )
+    return MinHashParams(shingle=base.shingle, ngram=base.ngram, bands=base.bands, rows=base.rows, seed=seed)
+
+
+def normalize(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Lowercase; each run of non-letter, non-digit characters becomes one space; trimmed."""
+    lowered = pc.utf8_lower(texts)
+    spaced = pc.replace_substring_regex(lowered, pattern=r"[^\p{L}\p{N}]+", replacement=" ")
+    trimmed = pc.utf8_trim(spaced, characters=" ")
+    return trimmed.combine_chunks() if isinstance(trimmed, pa.ChunkedArray) else trimmed
+
+
+def permutations(num_hashes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) uint64 parameters of `num_hashes` multiply-add-shift hash functions."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**64, size=num_hashes, dtype=np.uint64, endpoint=False)
+    b = rng.integers(0, 2**64, size=num_hashes, dtype=np.uint64, endpoint=False)
+    return a, b
+
+
+# -- compiled kernels ------------------------------------------------------------------------------
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_POLY_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it is a bijection mod 2^64
+_SPACE = np.uint8(0x20)
+
+
+@numba.njit(cache=True, inline="always")
+def _mix64(x):
+    """MurmurHash3's 64-bit finalizer (Appleby): every input bit flips each output bit with p ~ 1/2."""
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xC4CEB9FE1A85EC53)
+    x ^= x >> np.uint64(33)
+    return x
+
+
+@numba.njit(cache=True)
+def _tokens(data, start, end, char_mode, out):
+    """Fill `out` with the tokens of data[start:end] (UTF-8); returns how many."""
+    count = 0
+    if char_mode:
+        i = start
+        while i < end:
+            byte = np.uint64(data[i])
+            if byte < 0x80:
+                code, width = byte, 1
+            elif byte < 0xE0:
+                code, width = byte & np.uint64(0x1F), 2
+            elif byte < 0xF0:
+                code, width = byte & np.uint64(0x0F), 3
+            else:
+                code, width = byte & np.uint64(0x07), 4
+            for j in range(1, width):
+                code = (code << np.uint64(6)) | (np.uint64(data[i + j]) & np.uint64(0x3F))
+            out[count] = code
+            count += 1
+            i += width
+        return count
+    h = _FNV_OFFSET
+    in_word = False
+    for i in range(start, end):
+        byte = data[i]
+        if byte == _SPACE:
+            if in_word:
+                out[count] = h
+                count += 1
+                h, in_word = _FNV_OFFSET, False
+        else:
+            h = (h ^ np.uint64(byte)) * _FNV_PRIME
+            in_word = True
+    if in_word:
+        out[count] = h
+        count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _shingles(tokens, count, ngram, out):
+    """Fill `out` with the 32-bit hash of every run of `ngram` tokens; returns how many."""
+    if count == 0:
+        return 0
+    width = min(ngram, count)  # a short document is one shingle of all its tokens
+    total = count - width + 1
+    for i in range(total):
+        h = np.uint64(0)
+        for j in range(width):
+            h = h * _POLY_BASE + tokens[i + j]
+        out[i] = _mix64(h) >> np.uint64(32)
+    return total
+
+
+@numba.njit(cache=True)
+def _signatures(data, offsets, char_mode, ngram, a, b):
+    num_docs = len(offsets) - 1
+    num_hashes = len(a)
+    result = np.empty((num_docs, num_hashes), dtype=np.uint32)
+    longest = 0
+    for d in range(num_docs):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    tokens = np.empty(longest, dtype=np.uint64)
+    shingles = np.empty(longest, dtype=np.uint64)
+    minima = np.empty(num_hashes, dtype=np.uint64)
+    for d in range(num_docs):
+        count = _tokens(data, offsets[d], offsets[d + 1], char_mode, tokens)
+        total = _shingles(tokens, count, ngram, shingles)
+        minima[:] = np.uint64(EMPTY)
+        for s in range(total):
+            x = shingles[s]
+            for k in range(num_hashes):  # vectorized: 8 lanes of uint64 multiply-add-shift
+                minima[k] = min(minima[k], (a[k] * x + b[k]) >> np.uint64(32))
+        for k in range(num_hashes):
+            result[d, k] = minima[k]
+    return result
+
+
+# -- on Arrow arrays -------------------------------------------------------------------------------
+
+
+def _utf8_buffers(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, offsets) of a string or large_string array, without copying the text."""
+    if texts.null_count:
+        raise ValueError("texts hold nulls; every document needs a text")
+    _, offsets, data = texts.buffers()
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(offsets, dtype=offset_type)[texts.offset : texts.offset + len(texts) + 1]
+    data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return data, offsets
+
+
+def signatures(normalized: pa.Array, params: MinHashParams) -> np.ndarray:
+    """(documents, num_hashes) uint32 MinHash signatures of `normalize`d texts."""
+    data, offsets = _utf8_buffers(normalized)
+    a, b = permutations(params.num_hashes, params.seed)
+    return _signatures(data, offsets, params.shingle == "char", params.ngram, a, b)
+
+
+def shingle_hashes(normalized: str, params: MinHashParams) -> np.ndarray:
+    """The 32-bit shingle hashes of one normalized text, in text order (for tests and evaluation)."""
+    data = np.frombuffer(normalized.encode("utf-8"), dtype=np.uint8)
+    tokens = np.empty(len(data), dtype=np.uint64)
+    shingles = np.empty(len(data), dtype=np.uint64)
+    count = _tokens(data, 0, len(data), params.shingle == "char", tokens)
+    return shingles[: _shingles(tokens, count, params.ngram, shingles)].copy()
+
+
+def has_shingles(sigs: np.ndarray) -> np.ndarray:
+    """Per signature: False for EMPTY (a document without shingles)."""
+    return ~np.all(sigs == EMPTY, axis=1)
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(documents, bands) uint64: a hash of each band's values and its index.
+
+    Equal keys mean equal bands (up to 64-bit collisions, n^2 / 2^65 expected); the band index is mixed
+    in so equal values in different bands do not meet.
+    """
+    values = sigs.reshape(len(sigs), bands, rows).astype(np.uint64)
+    keys = np.broadcast_to(np.arange(1, bands + 1, dtype=np.uint64) * _POLY_BASE, (len(sigs), bands)).copy()
+    for r in range(rows):
+        keys = mix64(keys ^ values[:, :, r])
+    return keys
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finalizer on a uint64 array (numpy wraps products mod 2^64)."""
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xFF51AFD7ED558CCD)
+    x = x ^ (x >> np.uint64(33))
+    x = x * np.uint64(0xC4CEB9FE1A85EC53)
+    return x ^ (x >> np.uint64(33))
+
+
+def estimated_jaccard(sigs_a: np.ndarray, sigs_b: np.ndarray) -> np.ndarray:
+    """Per row: the fraction of equal signature values, MinHash's estimate of the Jaccard similarity."""
+    return np.mean(sigs_a == sigs_b, axis=-1)

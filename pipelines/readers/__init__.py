@@ -1,0 +1,36 @@
+"""Readers: input files -> Arrow tables of records (RECORD_SCHEMA), with bad input quarantined.
+
+    inputs.py    which files, which format, how they split into read tasks
+    records.py   the record schema, the read log and quarantine
+    jsonl.py     JSON lines (.jsonl, .gz, .zst), byte ranges of plain files
+    columnar.py  Parquet, Arrow IPC, `datasets.save_to_disk` folders
+    warc.py      WARC + HTML extraction
+    documents.py the corpus build's output shards, for later stages
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from pipelines.readers.inputs import ReadTask
+from pipelines.readers.records import ReadLog
+
+
+def read_task(
+    task: ReadTask, *, text_field: str, id_field: str, batch_size: int, max_document_bytes: int, log: ReadLog
+) -> Iterator[pa.Table]:
+    """RECORD_SCHEMA tables of one read task, by its format."""
+    if task.format == "jsonl":
+        from pipelines.readers.jsonl import read_jsonl as read
+    elif task.format == "warc":
+        from pipelines.readers.warc import read_warc as read
+    else:
+        from pipelines.readers.columnar import read_columnar as read
+    return read(task, text_field=text_field, id_field=id_field, batch_size=batch_size, max_document_bytes=max_document_bytes, log=log)
+
+
+from pipelines.readers.documents import document_shards  # noqa: E402  (the name later stages import)
+
+__all__ = ["ReadLog", "ReadTask", "document_shards", "read_task"]
