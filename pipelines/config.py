@@ -72,7 +72,7 @@ class CorpusBuildConfig:
     pii: bool = True
     """Replace email addresses and public IP addresses by placeholders (FineWeb's PII step)."""
 
-    filter_settings: dict = field(default_factory=dict)
+    filter_settings: dict[str, dict] = field(default_factory=dict)
     """Thresholds of the quality stages, by stage, e.g. {"gopher_quality": {"min_doc_words": 30}}.
     Keys are the fields of each stage's config (pipelines/filters/); unset ones keep the published defaults."""
 

@@ -82,7 +82,7 @@ Stage = Callable[[pa.Table], FilterOutcome]
 def write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:

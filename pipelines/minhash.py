@@ -32,7 +32,6 @@ import pyarrow.compute as pc
 
 from common.config import ConfigError
 
-SHINGLE_KINDS = ("word", "char")
 EMPTY = np.uint32(0xFFFFFFFF)
 """Every value of the signature of a document without shingles (it joins no band)."""
 

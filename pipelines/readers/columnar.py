@@ -44,10 +44,16 @@ def _batches(task: ReadTask, batch_size: int) -> Iterator[pa.RecordBatch]:
     reader = _open_ipc(path)
     if isinstance(reader, ipc.RecordBatchFileReader):
         stop = reader.num_record_batches if task.stop is None else task.stop
-        for i in range(task.start, stop):
-            yield reader.get_batch(i)
+        batches = (reader.get_batch(i) for i in range(task.start, stop))
     else:
-        yield from reader
+        batches = iter(reader)
+    for batch in batches:  # as the writer chose them, which can be far more than batch_size rows
+        for start in range(0, batch.num_rows, batch_size):
+            yield batch.slice(start, batch_size)
+
+
+def _is_string(type_: pa.DataType) -> bool:
+    return pa.types.is_string(type_) or pa.types.is_large_string(type_)
 
 
 def _first_row(task: ReadTask) -> int:
@@ -78,7 +84,7 @@ def read_columnar(
                 log.quarantine(source, offset, "missing_text", f"no column {text_field!r} (columns: {', '.join(batch.schema.names[:10])})")
             continue
         text = batch.column(text_field)
-        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        if not _is_string(text.type):
             for offset in offsets.to_pylist():
                 log.quarantine(source, offset, "non_string_text", f"column {text_field!r} is {text.type}")
             continue
@@ -95,7 +101,7 @@ def read_columnar(
         text, offsets = pc.filter(text, keep), pc.filter(offsets, keep)
         location_ids = pc.binary_join_element_wise(source, pc.cast(offsets, pa.string()), ":")
         ids = location_ids
-        if id_field in batch.schema.names and pa.types.is_string(batch.column(id_field).type):
-            ids = pc.coalesce(pc.filter(batch.column(id_field), keep), location_ids)
+        if id_field in batch.schema.names and _is_string(batch.column(id_field).type):
+            ids = pc.coalesce(pc.filter(batch.column(id_field), keep).cast(pa.string()), location_ids)
         sources = pa.array([source] * len(text), type=pa.string())
         yield pa.table([ids, text, sources, offsets], schema=RECORD_SCHEMA)

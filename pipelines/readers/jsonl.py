@@ -80,10 +80,10 @@ class _ChunkReader(io.RawIOBase):
 
 def lines_in_range(
     stream: BinaryIO, start: int, stop: int | None, max_line_bytes: int
-) -> Iterator[tuple[int, bytes, bool]]:
-    """(offset, line, whole) for each line starting in [start, stop); `whole` is False for a line
-    longer than `max_line_bytes`, of which only the first `max_line_bytes` are returned (the rest is
-    skipped in pieces, so one 100 MB line never sits in memory)."""
+) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(offset, size, line, whole) for each line starting in [start, stop); `size` is its length in
+    the stream. `whole` is False for a line longer than `max_line_bytes`, which is returned empty (it
+    is skipped in pieces, so one 100 MB line never sits in memory)."""
     offset = 0
     if start > 0:
         stream.seek(start - 1)
@@ -101,7 +101,7 @@ def lines_in_range(
                     break
                 size += len(line)
             line = b""
-        yield offset, line, whole
+        yield offset, size, line, whole
         offset += size
 
 
@@ -138,10 +138,11 @@ def read_jsonl(
     """
     path, source = Path(task.path), task.source
     batcher = RecordBatcher(batch_size, 64 << 20)
-    offset = task.start
+    end = task.start  # just past the last line read: where a damaged file stops being readable
     try:
         with open_binary(path) as stream:
-            for offset, raw, whole in lines_in_range(stream, task.start, task.stop, max_document_bytes):
+            for offset, size, raw, whole in lines_in_range(stream, task.start, task.stop, max_document_bytes):
+                end = offset + size
                 if offset == 0 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]  # a UTF-8 byte order mark some editors write
                 if whole and not raw.strip():
@@ -161,7 +162,7 @@ def read_jsonl(
                 if table is not None:
                     yield table
     except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
-        log.quarantine(source, offset, "truncated_file", f"cannot read past this offset: {type(e).__name__}: {e}")
+        log.quarantine(source, end, "truncated_file", f"cannot read past this offset: {type(e).__name__}: {e}")
     if task.start == 0 and log.records == 0 and log.blank_lines == 0 and not log.dropped:
         log.quarantine(source, 0, "empty_file", "the file holds no records")
     table = batcher.flush()

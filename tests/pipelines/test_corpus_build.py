@@ -14,10 +14,21 @@ import zstandard
 from common.cli import run_job
 from common.config import ConfigError, field_docs, load_config
 from pipelines.config import CorpusBuildConfig
-from pipelines.corpus_build import DROP_REASONS, main
-from pipelines.readers import DOCUMENT_SCHEMA
+from pipelines.corpus_build import OUTPUT_SCHEMA, main
 
 REAL_CORPUS_FILE = Path("/work/shared/corpora/debian-docs/docs-00006.jsonl.zst")
+
+
+NO_FILTERS = {
+    "languages": [],
+    "language_threshold": 0.0,
+    **{stage: False for stage in ("gopher_quality", "gopher_repetition", "c4", "fineweb", "pii")},
+}
+"""The runner's mechanics, on texts too small for the quality filters (tested in tests/pipelines/filters)."""
+
+
+def build_config(**values) -> CorpusBuildConfig:
+    return CorpusBuildConfig(**{"log_to_mlflow": False, **NO_FILTERS, **values})
 
 
 def long_text(topic: str) -> str:
@@ -80,7 +91,7 @@ def inputs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def built(ray_session, inputs, tmp_path_factory) -> tuple[dict, Path]:
     output_dir = tmp_path_factory.mktemp("build") / "corpus"
-    summary = main(CorpusBuildConfig(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=3, log_to_mlflow=True))
+    summary = main(build_config(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=3, log_to_mlflow=True))
     return summary, output_dir
 
 
@@ -93,12 +104,14 @@ def test_shards_agree_with_manifest_and_stats(built):
     summary, output_dir = built
     manifest = json.loads((output_dir / "manifest.json").read_text())
     stats = json.loads((output_dir / "stats.json").read_text())
-    assert sorted(p.name for p in output_dir.iterdir()) == ["config.json", "documents", "manifest.json", "stats.json"]
+    assert sorted(p.name for p in output_dir.iterdir()) == [
+        "config.json", "documents", "dropped_samples.jsonl", "manifest.json", "quarantine.jsonl", "stats.json"
+    ]
     assert [s["file"] for s in manifest["shards"]] == [f"documents/shard-{i:05d}.parquet" for i in range(3)]
     tables = read_shards(output_dir)
     for shard, table in zip(manifest["shards"], tables):
         path = output_dir / shard["file"]
-        assert table.schema.remove_metadata() == DOCUMENT_SCHEMA
+        assert table.schema.remove_metadata() == OUTPUT_SCHEMA
         assert table.num_rows == shard["documents"]
         assert sum(len(t.encode()) for t in table["text"].to_pylist()) == shard["bytes"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
@@ -115,7 +128,11 @@ def test_shards_agree_with_manifest_and_stats(built):
         "missing_text": 1,
         "non_string_text": 1,
     }
-    assert set(stats["dropped"]) == set(DROP_REASONS)
+    assert stats["quarantined"] == 4
+    assert [name for name in stats["stages"]] == ["read", "normalize", "language", "dedup"]
+    assert stats["stages"]["dedup"]["dropped"] == {"duplicate": 4}
+    for stage in stats["stages"].values():
+        assert stage["documents_in"] == stage["documents_kept"] + sum(stage["dropped"].values())
     assert stats["blank_lines"] == 1
     assert summary["documents_kept"] == 5
     assert json.loads((output_dir / "config.json").read_text())["num_partitions"] == 3
@@ -125,20 +142,31 @@ def test_first_copy_in_input_order_is_kept(built, inputs):
     _, output_dir = built
     rows = [row for table in read_shards(output_dir) for row in table.to_pylist()]
     source_gz = str(inputs / "b.jsonl.gz")
-    assert [r["id"] for r in rows] == ["p1", "p2", "g2", f"{source_gz}:3", "z4"]
+    offset_cherries = len(json.dumps({"id": "g1", "text": long_text("pears").replace(" ", "  ")})) + len(json.dumps({"id": "g2", "text": long_text("plums")})) + 2
+    assert [r["id"] for r in rows] == ["p1", "p2", "g2", f"{source_gz}:{offset_cherries}", "z4"]
     assert [r["source"] for r in rows] == [str(inputs / "a.jsonl")] * 2 + [source_gz] * 2 + [str(inputs / "c.jsonl.zst")]
     assert all(r["text"] == " ".join(r["text"].split()) for r in rows)  # normalized
 
 
-def test_bad_records_are_reported_with_their_location(built, inputs):
+def test_bad_records_are_quarantined_with_their_location(built, inputs):
     _, output_dir = built
-    examples = json.loads((output_dir / "stats.json").read_text())["examples"]
-    assert [(Path(e["file"]).name, e["line"], e["reason"]) for e in examples] == [
-        ("a.jsonl", 7, "malformed_json"),
-        ("b.jsonl.gz", 4, "missing_text"),
-        ("c.jsonl.zst", 2, "non_string_text"),
-        ("c.jsonl.zst", 3, "invalid_utf8"),
+    entries = [json.loads(line) for line in (output_dir / "quarantine.jsonl").read_text().splitlines()]
+    assert [(Path(e["file"]).name, e["reason"]) for e in entries] == [
+        ("a.jsonl", "malformed_json"),
+        ("b.jsonl.gz", "missing_text"),
+        ("c.jsonl.zst", "non_string_text"),
+        ("c.jsonl.zst", "invalid_utf8"),
     ]
+    raw = (inputs / "a.jsonl").read_bytes()
+    assert raw[entries[0]["offset"]:].startswith(b"{broken json")
+    assert entries[0]["preview"] == "{broken json\n"
+
+
+def test_a_sample_of_dropped_documents_is_written_per_reason(built):
+    _, output_dir = built
+    samples = [json.loads(line) for line in (output_dir / "dropped_samples.jsonl").read_text().splitlines()]
+    assert sorted(s["reason"] for s in samples) == ["empty", "too_short", "too_short"]
+    assert {s["id"] for s in samples if s["reason"] == "too_short"} == {"p4", f"{Path(samples[0]['source']).parent}/b0.jsonl:{len(json.dumps({'text': long_text('apples')})) + 1}"}
 
 
 def test_counts_and_artifacts_reach_mlflow(built):
@@ -148,7 +176,8 @@ def test_counts_and_artifacts_reach_mlflow(built):
     mlflow = setup_mlflow("corpus_build")
     run = mlflow.get_run(summary["mlflow_run_id"])
     assert run.data.metrics["documents_kept"] == 5
-    assert run.data.metrics["dropped_duplicate"] == 4
+    assert run.data.metrics["dropped.duplicate"] == 4
+    assert run.data.metrics["stage.normalize.documents_kept"] == 9
     assert run.data.params["min_chars"] == "50"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"manifest.json", "stats.json"} <= artifacts
@@ -160,7 +189,7 @@ def test_rerun_gives_byte_identical_shards_and_removes_stale_ones(built, inputs)
     manifest_before = (output_dir / "manifest.json").read_text()
     (output_dir / "documents" / "shard-00099.parquet").write_bytes(b"left by a larger run")
     # Another partitioning too: which copy survives depends on input order only.
-    main(CorpusBuildConfig(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=1, log_to_mlflow=False))
+    main(build_config(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=1))
     after = {p.name: p.read_bytes() for p in (output_dir / "documents").iterdir()}
     assert after == before
     assert json.loads((output_dir / "manifest.json").read_text())["shards"] == json.loads(manifest_before)["shards"]
@@ -170,17 +199,24 @@ def test_missing_input_fails_before_anything_is_written(ray_session, inputs, tmp
     missing = tmp_path / "no-such-corpus"
     output_dir = tmp_path / "out"
     with pytest.raises(ConfigError, match=str(missing)):
-        main(CorpusBuildConfig(inputs=[str(inputs), str(missing)], output_dir=str(output_dir), log_to_mlflow=False))
+        main(build_config(inputs=[str(inputs), str(missing)], output_dir=str(output_dir)))
     assert not output_dir.exists()
 
 
-def test_corrupt_file_fails_naming_it_and_leaves_no_manifest(ray_session, tmp_path):
-    data = zstandard.ZstdCompressor().compress(b"".join(json.dumps({"text": long_text(str(i))}).encode() + b"\n" for i in range(500)))
+def test_truncated_and_empty_files_are_quarantined_not_fatal(ray_session, tmp_path):
+    lines = b"".join(json.dumps({"text": long_text(str(i))}).encode() + b"\n" for i in range(500))
+    data = zstandard.ZstdCompressor().compress(lines)
     (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
+    gz = gzip.compress(lines, mtime=0)
+    (tmp_path / "cut.jsonl.gz").write_bytes(gz[: len(gz) // 2])
+    (tmp_path / "empty.jsonl").write_bytes(b"")
     output_dir = tmp_path / "out"
-    with pytest.raises(ValueError, match="cut.jsonl.zst: cannot read past line"):
-        main(CorpusBuildConfig(inputs=[str(tmp_path / "cut.jsonl.zst")], output_dir=str(output_dir), log_to_mlflow=False))
-    assert not (output_dir / "manifest.json").exists()
+    stats = main(build_config(inputs=[str(tmp_path)], output_dir=str(output_dir)))
+    entries = [json.loads(line) for line in (output_dir / "quarantine.jsonl").read_text().splitlines()]
+    assert sorted((Path(e["file"]).name, e["reason"]) for e in entries) == [
+        ("cut.jsonl.gz", "truncated_file"), ("cut.jsonl.zst", "truncated_file"), ("empty.jsonl", "empty_file")
+    ]
+    assert 0 < stats["documents_kept"] < 1000  # what was readable before each cut is kept
 
 
 def test_unknown_or_invalid_config_is_a_config_error():
@@ -202,7 +238,7 @@ def test_cli_dry_run_and_bad_key(capsys):
 
 @pytest.mark.skipif(not REAL_CORPUS_FILE.exists(), reason=f"{REAL_CORPUS_FILE} is not on this machine")
 def test_real_corpus_file_has_exact_duplicates(ray_session, tmp_path):
-    stats = main(CorpusBuildConfig(inputs=[str(REAL_CORPUS_FILE)], output_dir=str(tmp_path / "out"), log_to_mlflow=False))
+    stats = main(build_config(inputs=[str(REAL_CORPUS_FILE)], output_dir=str(tmp_path / "out")))
     assert stats["dropped"]["duplicate"] > 0
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
     assert stats["documents_kept"] == sum(t.num_rows for t in read_shards(tmp_path / "out"))

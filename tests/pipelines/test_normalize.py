@@ -5,8 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipelines.clean import drop_short, normalize
-from pipelines.config import CorpusBuildConfig
+from pipelines.normalize import NormalizeOptions, drop_short, normalize
 
 
 def normalized(*texts: str) -> list[str]:
@@ -38,6 +37,26 @@ def test_whitespace_rules(raw, expected):
     assert normalized(raw) == [expected]
 
 
+def test_mojibake_is_repaired():
+    assert normalized("cafÃ© au lait, naÃ¯ve") == ["café au lait, naïve"]
+    assert normalized("“quoted” ﬁne") == ["“quoted” ﬁne"]  # only the encoding is repaired, not style
+
+
+def test_control_characters_are_removed_but_tabs_and_newlines_kept():
+    assert normalized("a\x00b\x07c\x1bd\x7fe\n    g\th") == ["abcde\n    g h"]
+    # ftfy reads a lone C1 control as the cp1252 character it stands for (0x85 is an ellipsis)...
+    assert normalized("wait\x85") == ["wait…"]
+    # ...and without the repair, C1 controls are removed like C0 ones.
+    without_repair = NormalizeOptions(fix_mojibake=False)
+    assert normalize(pa.table({"text": ["a\x85b\x9fc"]}), without_repair)["text"].to_pylist() == ["abc"]
+
+
+def test_each_step_can_be_switched_off():
+    raw = "cafÃ©\x07  x"
+    options = NormalizeOptions(fix_mojibake=False, remove_control_characters=False, normalize_whitespace=False)
+    assert normalize(pa.table({"text": [raw]}), options)["text"].to_pylist() == [raw]
+
+
 def test_normalize_is_idempotent_and_keeps_other_columns():
     table = pa.table({"id": ["x", "y"], "text": ["a \t b\n\n\n\nc  ", "e\u0301"], "line": [1, 2]})
     once = normalize(table)
@@ -46,15 +65,17 @@ def test_normalize_is_idempotent_and_keeps_other_columns():
     assert normalize(once).equals(once)
 
 
-def test_drop_short_counts_empty_and_too_short_separately():
-    config = CorpusBuildConfig(min_chars=5)
+def test_drop_short_gives_empty_and_too_short_as_reasons():
     table = pa.table({"id": list("abcde"), "text": ["", "abcd", "abcde", "éééé", "ééééé"]})
-    kept, counts = drop_short(table, config)
-    assert kept["id"].to_pylist() == ["c", "e"]  # a length of exactly min_chars is kept
-    assert counts == {"empty": 1, "too_short": 2}  # characters, not bytes: "éééé" is 8 bytes
+    outcome = drop_short(table, 5)
+    assert outcome.kept["id"].to_pylist() == ["c", "e"]  # a length of exactly min_chars is kept
+    # characters, not bytes: "éééé" is 8 bytes
+    assert list(zip(outcome.dropped["id"].to_pylist(), outcome.dropped["reason"].to_pylist())) == [
+        ("a", "empty"), ("b", "too_short"), ("d", "too_short")
+    ]
 
 
 def test_min_chars_zero_still_drops_empty_documents():
-    kept, counts = drop_short(pa.table({"text": ["", "x"]}), CorpusBuildConfig(min_chars=0))
-    assert kept["text"].to_pylist() == ["x"]
-    assert counts == {"empty": 1, "too_short": 0}
+    outcome = drop_short(pa.table({"text": ["", "x"]}), 0)
+    assert outcome.kept["text"].to_pylist() == ["x"]
+    assert outcome.dropped["reason"].to_pylist() == ["empty"]

@@ -1,0 +1,74 @@
+"""Rounds of Ray tasks that survive a kill: each task writes its outputs, then a completion marker.
+
+A task's outputs are written under temporary names and renamed (common.files.atomic_path); its marker,
+written last by the task itself, holds its result. A rerun of the round skips every task whose marker
+exists and reads its result back, so only unfinished tasks run again (datatrove's completion files).
+Tasks must be deterministic: a task that ran twice leaves the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common.files import write_atomically
+
+
+def marker_path(work: Path, stage: str, index: int) -> Path:
+    return work / "done" / stage / f"{index:05d}.json"
+
+
+def run_and_mark(task: Callable[..., dict], marker: str, *args: Any) -> dict:
+    """On a worker: `task(*args)`, then its marker. Adds the worker process's peak RSS so far, in MB."""
+    result = dict(task(*args))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    Path(marker).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(marker, json.dumps(result, sort_keys=True))
+    return result
+
+
+def run_round(
+    ray: Any,
+    work: Path,
+    stage: str,
+    task: Callable[..., dict],
+    calls: Sequence[tuple],
+    *,
+    log: str,
+    label: str | None = None,
+    things: str,
+    count: str,
+    unit: str,
+) -> list[dict]:
+    """`task(*call)` for every call, one Ray task each unless already marked done; results in call order,
+    each with "resumed": whether it was read back from an earlier run's marker.
+
+    Prints "<log> <label or stage> k/n <things>, <sum of result[count]> <unit>" as each task ends.
+    """
+    label = label or stage
+    results: dict[int, dict] = {}
+    for index in range(len(calls)):
+        marker = marker_path(work, stage, index)
+        if marker.is_file():
+            results[index] = {**json.loads(marker.read_text(encoding="utf-8")), "resumed": True}
+    before = len(results)
+    remote = ray.remote(num_cpus=1)(run_and_mark)
+    pending = {
+        remote.remote(task, str(marker_path(work, stage, index)), *call): index
+        for index, call in enumerate(calls)
+        if index not in results
+    }
+    resumed = f" ({before} done before)" if before else ""
+    if not pending:
+        total = sum(r[count] for r in results.values())
+        print(f"{log} {label} {len(calls)}/{len(calls)} {things}, {total:,} {unit}{resumed}", flush=True)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            results[pending.pop(ref)] = {**ray.get(ref), "resumed": False}
+            total = sum(r[count] for r in results.values())
+            print(f"{log} {label} {len(results)}/{len(calls)} {things}, {total:,} {unit}{resumed}", flush=True)
+    return [results[index] for index in range(len(calls))]

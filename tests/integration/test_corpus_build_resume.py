@@ -1,0 +1,134 @@
+"""Kill the corpus build (its driver, or a worker) at random moments; reruns must end byte-identical.
+
+The build runs as `python -m pipelines.corpus_build` subprocesses joined to one local Ray head, on the
+demo corpus decompressed to plain JSON lines and split into many byte-range tasks, with every
+cleaning stage on. A SIGKILLed driver takes its job's Ray tasks with it; a SIGKILLed worker's task is
+retried by Ray. Either way each task's files are renamed into place before its completion marker, so
+the rerun redoes only unfinished tasks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import zstandard
+
+from common.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+DEMO_CORPUS = PROJECT_ROOT / "data" / "demo" / "corpus"
+COMPARED = ("manifest.json", "quarantine.jsonl", "dropped_samples.jsonl")
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    from common.local_ray import start_head
+
+    head = start_head(num_cpus=2)
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="module")
+def plain_inputs(tmp_path_factory) -> Path:
+    """The demo corpus as plain .jsonl (so files split into byte ranges), plus one bad line."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for path in sorted(DEMO_CORPUS.glob("*.jsonl.zst")):
+        with open(path, "rb") as f:
+            data = zstandard.ZstdDecompressor().stream_reader(f).read()
+        (folder / path.name.removesuffix(".zst")).write_bytes(data)
+    (folder / "zz-bad.jsonl").write_bytes(b'{"text": "unterminated\n' + json.dumps({"text": "fine " * 40}).encode() + b"\n")
+    return folder
+
+
+def start_build(ray_head, inputs: Path, output_dir: Path) -> subprocess.Popen:
+    env = dict(os.environ, RAY_ADDRESS=ray_head.gcs_address)
+    command = [
+        sys.executable, "-m", "pipelines.corpus_build", f"inputs={inputs}", f"output_dir={output_dir}",
+        "split_bytes=200000", "num_partitions=3", "log_to_mlflow=false",
+    ]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output = process.communicate(timeout=300)[0].decode(errors="replace")
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def outputs(output_dir: Path) -> dict[str, bytes]:
+    """Every output that must be byte-identical; stats.json without its timings."""
+    files = {f"documents/{p.name}": p.read_bytes() for p in sorted((output_dir / "documents").glob("*.parquet"))}
+    files |= {name: (output_dir / name).read_bytes() for name in COMPARED}
+    stats = json.loads((output_dir / "stats.json").read_text())
+    stats.pop("seconds")
+    for stage in stats["stages"].values():
+        stage.pop("seconds")
+    files["stats.json (without seconds)"] = json.dumps(stats, sort_keys=True).encode()
+    return files
+
+
+@pytest.fixture(scope="module")
+def reference(ray_head, plain_inputs, tmp_path_factory) -> tuple[dict[str, bytes], float]:
+    output_dir = tmp_path_factory.mktemp("reference") / "corpus"
+    started = time.monotonic()
+    output = finish(start_build(ray_head, plain_inputs, output_dir))
+    assert "clean 1/" in output and "read tasks" in output
+    return outputs(output_dir), time.monotonic() - started
+
+
+def test_reference_build_splits_files_and_runs_every_stage(reference):
+    files, _ = reference
+    stats = json.loads(files["stats.json (without seconds)"])
+    assert stats["read_tasks"] > stats["files"]  # plain files were split into byte ranges
+    assert list(stats["stages"]) == [
+        "read", "normalize", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii", "dedup"
+    ]
+    assert stats["quarantined"] == 1
+    assert stats["documents_kept"] > 0
+
+
+def test_driver_killed_at_random_moments_then_rerun_is_byte_identical(ray_head, plain_inputs, reference, tmp_path):
+    expected, seconds = reference
+    output_dir = tmp_path / "corpus"
+    rng = random.Random(1234)
+    for attempt in range(3):
+        process = start_build(ray_head, plain_inputs, output_dir)
+        time.sleep(rng.uniform(0.2, 1.0) * seconds)
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    done_before_rerun = len(list((output_dir / "_work" / "done").glob("*.json"))) if (output_dir / "_work").exists() else 0
+    output = finish(start_build(ray_head, plain_inputs, output_dir))
+    assert outputs(output_dir) == expected
+    assert not (output_dir / "_work").exists()
+    if done_before_rerun:  # the kills left finished tasks behind, and the rerun used them
+        assert "already done by an earlier run" in output
+
+
+def test_worker_killed_mid_task_is_retried_and_output_is_identical(ray_head, plain_inputs, reference, tmp_path):
+    expected, _ = reference
+    output_dir = tmp_path / "corpus"
+    process = start_build(ray_head, plain_inputs, output_dir)
+    killed = 0
+    deadline = time.monotonic() + 120
+    while not killed and process.poll() is None and time.monotonic() < deadline:
+        for worker in psutil.process_iter(["cmdline"]):
+            if any("ray::clean_task" in part for part in worker.info["cmdline"] or []):
+                worker.kill()
+                killed += 1
+                break
+        time.sleep(0.2)
+    finish(process)
+    assert killed == 1
+    assert outputs(output_dir) == expected
