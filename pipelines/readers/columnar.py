@@ -72,8 +72,19 @@ def read_columnar(
     task: ReadTask, *, text_field: str, id_field: str, batch_size: int, max_document_bytes: int, log: ReadLog
 ) -> Iterator[pa.Table]:
     """RECORD_SCHEMA tables of the rows of `task`; unusable rows are quarantined in `log`."""
+    source, row = task.source, 0
+    try:
+        row = _first_row(task)
+        yield from _read_batches(task, row, text_field=text_field, id_field=id_field, batch_size=batch_size,
+                                 max_document_bytes=max_document_bytes, log=log)
+    except (pa.ArrowException, OSError) as e:  # a corrupt or cut file keeps what came before the damage
+        log.quarantine(source, log.records, "truncated_file", f"cannot read past row {log.records}: {type(e).__name__}: {e}")
+
+
+def _read_batches(
+    task: ReadTask, row: int, *, text_field: str, id_field: str, batch_size: int, max_document_bytes: int, log: ReadLog
+) -> Iterator[pa.Table]:
     source = task.source
-    row = _first_row(task)
     for batch in _batches(task, batch_size):
         n = batch.num_rows
         offsets = pa.array(range(row, row + n), type=pa.int64())
@@ -84,6 +95,10 @@ def read_columnar(
                 log.quarantine(source, offset, "missing_text", f"no column {text_field!r} (columns: {', '.join(batch.schema.names[:10])})")
             continue
         text = batch.column(text_field)
+        if pa.types.is_null(text.type):  # a column with no value at all has no string type either
+            for offset in offsets.to_pylist():
+                log.quarantine(source, offset, "missing_text", f"column {text_field!r} is null")
+            continue
         if not _is_string(text.type):
             for offset in offsets.to_pylist():
                 log.quarantine(source, offset, "non_string_text", f"column {text_field!r} is {text.type}")

@@ -123,7 +123,10 @@ def split_file(file_index: int, path: Path, split_bytes: int) -> list[ReadTask]:
     else:
         from pipelines.readers.columnar import count_units
 
-        units = count_units(path, fmt)
+        try:
+            units = count_units(path, fmt)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise ConfigError(f"input file {path} is not a readable {fmt} file: {e}") from None
         if units is None or units <= 1:
             return [ReadTask(chunk=0, **base)]
         ranges = _ranges(units, min(parts, units))

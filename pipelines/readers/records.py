@@ -18,7 +18,7 @@ DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("sourc
 
 RECORD_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("offset", pa.int64()))
 """Documents as read, with `offset`: where the record starts in its input (the byte offset in the
-decompressed stream for JSON lines and WARC, the row number for Parquet and Arrow). Input order is
+decompressed stream for JSON lines, in the file as stored for WARC, the row number for Parquet and Arrow). Input order is
 (file index, offset), which decides which of two duplicates survives."""
 
 QUARANTINE_SCHEMA = pa.schema(

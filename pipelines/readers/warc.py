@@ -27,7 +27,8 @@ TEXT_TYPES = ("text/plain",)
 
 
 def html_to_text(html: str) -> str:
-    """Main-content text of a page, with paragraphs and list bullets kept as lines."""
+    """Main-content text of a page, paragraphs as lines. resiliparse's main-content heuristics drop
+    navigation, headers, footers and, with them, some <ul> lists inside articles (<ol> lists stay)."""
     return extract_plain_text(html, preserve_formatting=True, main_content=True, list_bullets=True, alt_texts=False)
 
 
@@ -37,7 +38,8 @@ def decode_body(body: bytes, declared_charset: str | None) -> str:
 
 
 def read_warc(task: ReadTask, *, batch_size: int, max_document_bytes: int, log: ReadLog, **_: object) -> Iterator[pa.Table]:
-    """RECORD_SCHEMA tables of the response records of `task`; ids are the WARC-Record-IDs."""
+    """RECORD_SCHEMA tables of the response records of `task`; ids are the WARC-Record-IDs, offsets
+    where each record starts in the file as stored (for .warc.gz, its gzip member: seekable)."""
     source = task.source
     batcher = RecordBatcher(batch_size, 64 << 20)
     offset = 0
@@ -58,6 +60,10 @@ def read_warc(task: ReadTask, *, batch_size: int, max_document_bytes: int, log: 
                 log.quarantine(source, offset, "unsupported_content_type", f"Content-Type {content_type!r}")
                 continue
             body = record.reader.read()
+            if record.reader.tell() < size:
+                # fastwarc ends a cut file without an error; the last record's payload comes up short.
+                log.quarantine(source, offset, "truncated_file", f"record ends after {record.reader.tell()} of {size} bytes")
+                break
             try:
                 text = decode_body(body, record.http_charset)
                 if content_type not in TEXT_TYPES:

@@ -120,7 +120,10 @@ def test_ids_come_from_the_id_column_when_it_holds_strings(tmp_path, fmt):
     cases = {
         "absent": (pa.table({"text": texts}), [None, None, None]),
         "strings": (pa.table({"text": texts, "id": ["x", None, "z"]}), ["x", None, "z"]),
-        "large_strings": (pa.table({"text": pa.array(texts, pa.large_string()), "id": pa.array(["x", "y", None], pa.large_string())}), ["x", "y", None]),
+        "large_strings": (
+            pa.table({"text": pa.array(texts, pa.large_string()), "id": pa.array(["x", "y", None], pa.large_string())}),
+            ["x", "y", None],
+        ),
         "numbers": (pa.table({"text": texts, "id": [10, 11, 12]}), [None, None, None]),
     }
     for name, (table, ids) in cases.items():
@@ -171,7 +174,8 @@ def test_saved_dataset_is_read_file_by_file_in_its_order(tmp_path, datasets):
 def test_saved_dataset_dict_is_read_split_by_split(tmp_path, datasets):
     folder = tmp_path / "saved"
     splits = {"train": ["t0", None, "t2"], "validation": ["v0"]}
-    datasets.DatasetDict({name: datasets.Dataset.from_dict({"text": texts}) for name, texts in splits.items()}).save_to_disk(str(folder))
+    saved = datasets.DatasetDict({name: datasets.Dataset.from_dict({"text": texts}) for name, texts in splits.items()})
+    saved.save_to_disk(str(folder))
     files = expand_inputs([str(folder)])
     assert [f.parent.name for f in files] == ["train", "validation"]
     results = [read(task) for task in plan_tasks(files, split_bytes=1 << 20)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,7 +60,8 @@ def test_expand_inputs_takes_a_saved_dataset_folder_in_its_own_file_order(tmp_pa
     second = touch(folder / "data-00001-of-00002.arrow")
     first = touch(folder / "data-00000-of-00002.arrow")
     touch(folder / "dataset_info.json", b"{}")
-    touch(folder / "state.json", b'{"_data_files": [{"filename": "data-00001-of-00002.arrow"}, {"filename": "data-00000-of-00002.arrow"}]}')
+    state = {"_data_files": [{"filename": "data-00001-of-00002.arrow"}, {"filename": "data-00000-of-00002.arrow"}]}
+    touch(folder / "state.json", json.dumps(state).encode())
     assert expand_inputs([str(folder)]) == [second, first]
 
 

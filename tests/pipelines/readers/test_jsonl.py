@@ -111,7 +111,15 @@ def test_bad_lines_are_quarantined_by_reason_with_their_byte_offset(tmp_path):
     assert table["offset"].to_pylist() == [offsets[0], offsets[10], offsets[11]]
     assert (log.records, log.blank_lines) == (10, 2)
     assert dict(log.dropped) == {"malformed_json": 2, "invalid_utf8": 2, "missing_text": 1, "non_string_text": 2}
-    bad = {1: "malformed_json", 2: "invalid_utf8", 5: "missing_text", 6: "non_string_text", 7: "non_string_text", 8: "malformed_json", 9: "invalid_utf8"}
+    bad = {
+        1: "malformed_json",
+        2: "invalid_utf8",
+        5: "missing_text",
+        6: "non_string_text",
+        7: "non_string_text",
+        8: "malformed_json",
+        9: "invalid_utf8",
+    }
     assert located(quarantine) == [(str(path), offsets[i], reason) for i, reason in bad.items()]
     assert all(quarantine["detail"].to_pylist())
     # The preview is the line itself, decoded with replacement, so the entry can be found and read.
@@ -176,7 +184,8 @@ def varied_lines(count: int, seed: int = 0) -> list[bytes]:
         elif kind < 0.1:
             lines.append(b'{"text": broken json ' + b"x" * rng.randint(0, 300) + b"\n")
         else:
-            text = f"record {i} " + "".join(rng.choice("abcdefgh ijklmnop\u00e9\u4e2d\n") for _ in range(rng.randint(0, 400)))
+            words = (rng.choice("abcdefgh ijklmnop\u00e9\u4e2d\n") for _ in range(rng.randint(0, 400)))
+            text = f"record {i} " + "".join(words)
             lines.append(json.dumps({"text": text}, ensure_ascii=rng.random() < 0.5).encode() + b"\n")
     return lines
 

