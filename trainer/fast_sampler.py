@@ -19,10 +19,9 @@ from __future__ import annotations
 import inspect
 
 import torch
-import torch.nn.functional as F
 
 from trainer.model import KVCache
-from trainer.sampler import REMASKING, add_gumbel_noise, get_num_transfer_tokens
+from trainer.sampler import REMASKING, candidates, get_num_transfer_tokens
 
 CACHES = ("none", "prefix", "dual")
 
@@ -150,7 +149,7 @@ def generate_fast(
             masked = window == mask_id
             masked[:, : block_start - start] = False  # only the current block is decoded
             masked[:, block_end - start :] = False
-            x0, confidence, is_end = _candidates(
+            x0, confidence, is_end = candidates(
                 logits, temperature, remasking, eos_id if forbid_eos else None, end_ids
             )
             # B.4 (generate): end tokens 2 below every other candidate, so they are committed last
@@ -181,20 +180,3 @@ def generate_fast(
             positions_computed=positions_computed,
         )
     return x
-
-
-def _candidates(
-    logits: torch.Tensor, temperature: float, remasking: str, forbidden_id: int | None, end_ids: list[int]
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Candidate tokens x0 (B, W), their confidence (B, W) and whether each is an end token (B, W), for the
-    logits (B, W, V) of a window of the canvas, as generate computes them (SPEC "Sampling", step 3)."""
-    if forbidden_id is not None:
-        logits[..., forbidden_id] = float("-inf")
-    x0 = add_gumbel_noise(logits, temperature).argmax(dim=-1)  # (B, W)
-    if remasking == "low_confidence":  # probability of the candidate, from the noise-free logits
-        probs = F.softmax(logits.to(torch.float64), dim=-1)  # (B, W, V)
-        confidence = probs.gather(-1, x0[..., None]).squeeze(-1)  # (B, W) in [0, 1]
-    else:
-        confidence = torch.rand(x0.shape, device=x0.device, dtype=torch.float64)  # (B, W) in [0, 1)
-    is_end = torch.isin(x0, torch.tensor(end_ids, dtype=x0.dtype, device=x0.device))  # (B, W)
-    return x0, confidence, is_end

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from trainer.sampler import _model_logits
+from trainer.sampler import model_logits
 
 
 # Stratified noise levels, reference `forward_process` of get_log_likelihood.py: one uniform draw k
@@ -47,10 +47,10 @@ def _guided_logits(
     """Logits (B, T, V) of ids (B, T), with unsupervised classifier-free guidance as in sampling:
     the unconditional copy has every prompt position masked; logits = un + (w + 1) * (cond - un)."""
     if cfg_scale <= 0:
-        return _model_logits(model, ids, None)
+        return model_logits(model, ids, None)
     unconditional = ids.clone()
     unconditional[:, :prompt_len] = mask_id
-    logits = _model_logits(model, torch.cat([ids, unconditional], dim=0), None)  # (2B, T, V)
+    logits = model_logits(model, torch.cat([ids, unconditional], dim=0), None)  # (2B, T, V)
     cond_logits, un_logits = logits.chunk(2, dim=0)
     return un_logits + (cfg_scale + 1) * (cond_logits - un_logits)
 

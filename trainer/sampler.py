@@ -34,7 +34,8 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits.exp() / (-torch.log(noise)) ** temperature
 
 
-def _model_logits(model: torch.nn.Module, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+def model_logits(model: torch.nn.Module, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The (B, L, V) logits of any module that returns them, or an object with `.logits`."""
     output = model(ids) if attention_mask is None else model(ids, attention_mask=attention_mask)
     return getattr(output, "logits", output)  # (B, L, V)
 
@@ -114,28 +115,17 @@ def generate(
                 # unsupervised classifier-free guidance (Nie et al. 2024, "Scaling up Masked Diffusion Models
                 # on Text"): the unconditional copy has its prompt masked; logits = un + (w + 1) * (cond - un)
                 unconditional = torch.where(prompt_index, mask_id, x)
-                logits = _model_logits(model, torch.cat([x, unconditional], dim=0), attention_mask)  # (2B, L, V)
+                logits = model_logits(model, torch.cat([x, unconditional], dim=0), attention_mask)  # (2B, L, V)
                 cond_logits, un_logits = logits.chunk(2, dim=0)
                 logits = un_logits + (cfg_scale + 1) * (cond_logits - un_logits)  # (B, L, V)
             else:
-                logits = _model_logits(model, x, attention_mask)  # (B, L, V)
-            if forbid_eos:
-                logits[..., eos_id] = float("-inf")
-
-            x0 = add_gumbel_noise(logits, temperature).argmax(dim=-1)  # (B, L) candidate tokens
-            if remasking == "low_confidence":  # probability of the candidate, from the noise-free logits
-                probs = F.softmax(logits.to(torch.float64), dim=-1)  # (B, L, V)
-                confidence = probs.gather(-1, x0[..., None]).squeeze(-1)  # (B, L) in [0, 1]
-            else:
-                confidence = torch.rand(x0.shape, device=x0.device, dtype=torch.float64)  # (B, L) in [0, 1)
+                logits = model_logits(model, x, attention_mask)  # (B, L, V)
+            end_ids = [i for i in (eos_id, eot_id) if i is not None] if eos_last else []
+            x0, confidence, is_end = candidates(logits, temperature, remasking, eos_id if forbid_eos else None, end_ids)
             if eos_last:
                 # B.4: end tokens go last. The spec says confidence -inf; 2 below every other candidate
                 # orders them the same way (confidences lie in [0, 1]) but keeps them above the positions
                 # that may not be committed at all, so a block whose only candidates are EOS still finishes.
-                is_end = torch.zeros_like(mask_index)
-                for end_id in (eos_id, eot_id):
-                    if end_id is not None:
-                        is_end |= x0 == end_id
                 confidence = torch.where(is_end, confidence - 2, confidence)
 
             confidence[:, block_end:] = float("-inf")  # right of the block: not yet
@@ -151,3 +141,20 @@ def generate(
             )  # (B, L)
             x = torch.where(commit, x0, x)
     return x
+
+
+def candidates(
+    logits: torch.Tensor, temperature: float, remasking: str, forbidden_id: int | None, end_ids: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Candidate tokens x0 (B, W), their confidence (B, W) and whether each is an end token (B, W), for the
+    logits (B, W, V) of a window of the canvas, as generate computes them (SPEC "Sampling", step 3)."""
+    if forbidden_id is not None:
+        logits[..., forbidden_id] = float("-inf")
+    x0 = add_gumbel_noise(logits, temperature).argmax(dim=-1)  # (B, W)
+    if remasking == "low_confidence":  # probability of the candidate, from the noise-free logits
+        probs = F.softmax(logits.to(torch.float64), dim=-1)  # (B, W, V)
+        confidence = probs.gather(-1, x0[..., None]).squeeze(-1)  # (B, W) in [0, 1]
+    else:
+        confidence = torch.rand(x0.shape, device=x0.device, dtype=torch.float64)  # (B, W) in [0, 1)
+    is_end = torch.isin(x0, torch.tensor(end_ids, dtype=x0.dtype, device=x0.device))  # (B, W)
+    return x0, confidence, is_end

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from common import airflow_home
+from common.demo import DEMO_CORPUS
 from common.local_ray import local_ray_cluster
 from common.paths import PROJECT_ROOT
 from common.tracking import tracking_uri
@@ -38,7 +39,7 @@ def test_missing_input_fails_the_task_with_the_path(dags, tmp_path, capsys):
 
 def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     work = tmp_path / "work"
-    conf = {"work_dir": str(work), "corpus.inputs": [str(PROJECT_ROOT / "data" / "demo" / "corpus")],
+    conf = {"work_dir": str(work), **DEMO_CORPUS, "corpus.inputs": [str(PROJECT_ROOT / "data" / "demo" / "corpus")],
             "tokenizer.vocab_size": 2048, "tokens.seq_len": 64}
     assert airflow_home.run_dag(dags["corpus_build"], conf) == "success"
 
@@ -50,11 +51,14 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         path = work / "corpus" / shard["file"]
         assert sha256(path) == shard["sha256"]
         table = pq.read_table(path)
-        assert table.column_names == ["id", "text", "source"] and table.num_rows == shard["documents"]
+        assert table.column_names == ["id", "text", "source", "language", "language_score"]
+        assert table.num_rows == shard["documents"] and set(table["language"].to_pylist()) == {"en"}
         rows += table.num_rows
     assert rows == manifest["documents"] == stats["documents_kept"]
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
     assert stats["dropped"]["duplicate"] > 0  # the demo sample holds real duplicates
+    assert stats["dropped"]["language.other"] > 0  # and five languages
+    assert "gopher_repetition" in stats["stages"] and "c4" not in stats["stages"]
 
     # Token shards: rows of uint32 of seq_len, counts as the manifest says, made by this tokenizer.
     tokens = json.loads((work / "tokens" / "manifest.json").read_text())

@@ -242,3 +242,32 @@ def test_real_corpus_file_has_exact_duplicates(ray_session, tmp_path):
     assert stats["dropped"]["duplicate"] > 0
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
     assert stats["documents_kept"] == sum(t.num_rows for t in read_shards(tmp_path / "out"))
+
+
+SHARED_WARC = Path("/work/shared/corpora/debian-docs/web-00000.warc.gz")
+
+
+@pytest.mark.skipif(not SHARED_WARC.exists(), reason=f"{SHARED_WARC} is not on this machine")
+def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path):
+    """The first 400 records of the shared crawl (a .warc.gz can be cut between gzip members)."""
+    from fastwarc.warc import ArchiveIterator
+
+    with open(SHARED_WARC, "rb") as source:
+        records = ArchiveIterator(source)
+        for count, _ in enumerate(records):
+            if count == 400:
+                end = records.get_record_offset()
+                break
+        source.seek(0)
+        (tmp_path / "crawl.warc.gz").write_bytes(source.read(end))
+    stats = main(CorpusBuildConfig(inputs=[str(tmp_path / "crawl.warc.gz")], output_dir=str(tmp_path / "out"), log_to_mlflow=False))
+    assert stats["documents_in"] == 400
+    assert list(stats["stages"]) == [
+        "read", "normalize", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii", "dedup"
+    ]
+    # Every record is accounted for: kept, dropped with a reason, or quarantined.
+    assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
+    assert 0 < stats["documents_kept"] < 400
+    rows = [row for table in read_shards(tmp_path / "out") for row in table.to_pylist()]
+    assert all(row["id"].startswith("<urn:uuid:") and "<html" not in row["text"].lower() for row in rows)
+    assert {row["language"] for row in rows} == {"en"}
