@@ -80,12 +80,10 @@ def nodes_path(work: Path, shard_index: int) -> Path:
     return work / "nodes" / f"shard-{shard_index:05d}.arrow"
 
 
-def round_root(work: Path, round_number: int) -> Path:
-    return work / "components" / f"round-{round_number:03d}"
-
-
 def round_dir(work: Path, round_number: int, partition: int) -> Path:
-    return round_root(work, round_number) / f"part-{partition:05d}"
+    """Input of one components round's task: rows routed to it by the previous round's tasks. Kept until
+    the run succeeds, so that any task whose marker is missing can run again."""
+    return work / "components" / f"round-{round_number:03d}" / f"part-{partition:05d}"
 
 
 def duplicates_path(work: Path, partition: int) -> Path:
@@ -116,7 +114,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_routed(work: Path, round_number: int, sender: int, larger: np.ndarray, smaller: np.ndarray, num_partitions: int) -> None:
+def write_routed(
+    work: Path, round_number: int, sender: int, larger: np.ndarray, smaller: np.ndarray, num_partitions: int
+) -> None:
     """Edges (larger, smaller) mapped for round `round_number` and written to its partitions' folders."""
     node, neighbor = components.route(larger, smaller, components.round_kind(round_number))
     partition = components.partition_of(node, num_partitions)
@@ -164,16 +164,18 @@ def signature_task(
         for p in range(num_partitions):
             path = bands_dir(work, p) / f"shard-{shard_index:05d}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            band_writers.append(stack.enter_context(pq.ParquetWriter(stack.enter_context(atomic_path(path)), BAND_SCHEMA, **PARQUET_OPTIONS)))
+            tmp = stack.enter_context(atomic_path(path))
+            band_writers.append(stack.enter_context(pq.ParquetWriter(tmp, BAND_SCHEMA, **PARQUET_OPTIONS)))
         nodes_file = nodes_path(work, shard_index)
         nodes_file.parent.mkdir(parents=True, exist_ok=True)
-        node_writer = stack.enter_context(pa.ipc.new_file(str(stack.enter_context(atomic_path(nodes_file))), NODE_SCHEMA))
+        nodes_tmp = stack.enter_context(atomic_path(nodes_file))
+        node_writer = stack.enter_context(pa.ipc.new_file(str(nodes_tmp), NODE_SCHEMA))
         if verify:
             sig_file = signatures_path(work, shard_index)
             sig_file.parent.mkdir(parents=True, exist_ok=True)
-            all_sigs = np.lib.format.open_memmap(
-                stack.enter_context(atomic_path(sig_file)), mode="w+", dtype=np.uint32, shape=(num_documents, params.num_hashes)
-            )
+            sigs_tmp = stack.enter_context(atomic_path(sig_file))
+            shape = (num_documents, params.num_hashes)
+            all_sigs = np.lib.format.open_memmap(sigs_tmp, mode="w+", dtype=np.uint32, shape=shape)
         for batch in parquet.iter_batches(batch_size=config.batch_size, columns=["id", "text", "source"]):
             if batch.column("text").null_count or batch.column("id").null_count:
                 raise ValueError(f"{shard}: a document near row {row} has no id or text")
@@ -187,7 +189,8 @@ def signature_task(
             for p, writer in enumerate(band_writers):
                 chosen = partition == p
                 writer.write_table(pa.table([keys[chosen], key_nodes[chosen]], schema=BAND_SCHEMA))
-            node_writer.write_batch(pa.record_batch([batch.column("id"), pa.array(priorities(batch, config))], schema=NODE_SCHEMA))
+            node_info_batch = [batch.column("id"), pa.array(priorities(batch, config))]
+            node_writer.write_batch(pa.record_batch(node_info_batch, schema=NODE_SCHEMA))
             if verify:
                 all_sigs[row : row + batch.num_rows] = sigs
             row += batch.num_rows
@@ -208,7 +211,9 @@ def gather_signatures(work: Path, nodes: np.ndarray, num_hashes: int) -> np.ndar
     return sigs
 
 
-def bucket_task(partition: int, work: Path, params: minhash.MinHashParams, verify_threshold: float | None, num_partitions: int) -> dict:
+def bucket_task(
+    partition: int, work: Path, params: minhash.MinHashParams, verify_threshold: float | None, num_partitions: int
+) -> dict:
     """Round 2 for one partition of band keys: candidate edges, verified if asked, routed to components round 1."""
     table = read_folder(bands_dir(work, partition), BAND_SCHEMA)
     larger, smaller = components.bucket_edges(table["key"].to_numpy(), table["node"].to_numpy())
@@ -262,18 +267,21 @@ def cluster_task(partition: int, work: Path, final_round: int) -> dict:
     survivor = components.survivors(cluster, member, priority)
     by_member = np.argsort(member)  # members are distinct: a node is in one star
     survivor_ids = ids.take(by_member[np.searchsorted(member, survivor, sorter=by_member)])
-    write_parquet(duplicates_path(work, partition), pa.table([ids, cluster, survivor_ids], schema=DUPLICATE_SCHEMA))
+    duplicates = pa.table([ids, cluster, survivor_ids], schema=DUPLICATE_SCHEMA)
+    write_parquet(duplicates_path(work, partition), duplicates)
     removed = member[member != survivor]
     shards = components.shard_of(removed)
     for shard_index in np.unique(shards):
         rows = np.sort(components.row_of(removed[shards == shard_index]))
-        write_parquet(removed_dir(work, int(shard_index)) / f"from-{partition:05d}.parquet", pa.table([rows], schema=REMOVED_SCHEMA))
+        path = removed_dir(work, int(shard_index)) / f"from-{partition:05d}.parquet"
+        write_parquet(path, pa.table([rows], schema=REMOVED_SCHEMA))
     return {"clusters": len(roots), "documents": len(member), "removed": len(removed)}
 
 
 def source_counts(table: pa.Table) -> dict[str, dict[str, int]]:
     """Per source: documents and text bytes in, and how many of each were removed (`removed` column)."""
-    grouped = table.group_by("source").aggregate([("bytes", "sum"), ("bytes", "count"), ("removed", "sum"), ("removed_bytes", "sum")])
+    sums = [("bytes", "sum"), ("bytes", "count"), ("removed", "sum"), ("removed_bytes", "sum")]
+    grouped = table.group_by("source").aggregate(sums)
     return {
         row["source"]: {
             "documents_in": row["bytes_count"],
@@ -367,7 +375,6 @@ def run_components(ray: Any, work: Path, num_partitions: int) -> tuple[int, list
         )
         results += round_results
         changes[round_number] = sum(r["changes"] for r in round_results)
-        shutil.rmtree(round_root(work, round_number), ignore_errors=True)  # its tasks are all marked done
         if kind == components.SMALL_STAR and components.converged(changes[round_number - 1], changes[round_number]):
             return round_number + 1, results
         round_number += 1

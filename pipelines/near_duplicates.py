@@ -79,21 +79,30 @@ def read_documents(paths: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
                 stream = raw
             for line_number, line in enumerate(stream.read().splitlines(), start=1):
                 record = json.loads(line)
-                yield str(record.get("id", f"{path}:{line_number}")), record["text"], str(record.get("source", path.name))
+                document_id = str(record.get("id", f"{path}:{line_number}"))
+                yield document_id, record["text"], str(record.get("source", path.name))
 
 
 def choose_bases(
-    documents: Iterable[tuple[str, str, str]], count: int, *, min_words: int, max_words: int, max_base_jaccard: float, seed: int
+    documents: Iterable[tuple[str, str, str]],
+    count: int,
+    *,
+    min_words: int,
+    max_words: int,
+    max_base_jaccard: float,
+    seed: int,
 ) -> list[tuple[str, str, str]]:
     """Up to `count` documents of min_words..max_words words, in a seeded random order, skipping any whose
     Jaccard with an already chosen one reaches `max_base_jaccard` (an inverted index of shingles finds them)."""
-    candidates = [d for d in documents if min_words <= len(words(d[1])) <= max_words]
+    candidates = list(documents)
     rng = np.random.default_rng(seed)
     chosen: list[tuple[str, str, str]] = []
     chosen_sets: list[set] = []
     holders: dict[tuple, list[int]] = defaultdict(list)
     for index in rng.permutation(len(candidates)):
         document = candidates[index]
+        if not min_words <= len(words(document[1])) <= max_words:
+            continue
         shingles = shingle_set(document[1])
         overlaps = Counter(h for s in shingles for h in holders.get(s, ()))
         if any(jaccard(shingles, chosen_sets[h]) >= max_base_jaccard for h in overlaps):
@@ -134,15 +143,19 @@ class Variant:
     rate: float
 
 
-def make_family(base: tuple[str, str, str], vocabulary: list[str], rng: np.random.Generator) -> list[tuple[Variant, str, str]]:
+def make_family(
+    base: tuple[str, str, str], vocabulary: list[str], rng: np.random.Generator
+) -> list[tuple[Variant, str, str]]:
     """(variant, text, source) of a base document and its edited copies."""
     base_id, text, source = base
     family = [(Variant(base_id, base_id, "original", 0.0), text, source)]
     for kind in EDIT_KINDS:
         for rate in EDIT_RATES:
-            family.append((Variant(f"{base_id}~{kind}-{rate:g}", base_id, kind, rate), edit(text, kind, rate, vocabulary, rng), source))
+            variant = Variant(f"{base_id}~{kind}-{rate:g}", base_id, kind, rate)
+            family.append((variant, edit(text, kind, rate, vocabulary, rng), source))
     header, footer = BOILERPLATE[rng.integers(len(BOILERPLATE))]
-    family.append((Variant(f"{base_id}~boilerplate", base_id, "boilerplate", 0.0), f"{header}\n\n{text}\n\n{footer}", source))
+    variant = Variant(f"{base_id}~boilerplate", base_id, "boilerplate", 0.0)
+    family.append((variant, f"{header}\n\n{text}\n\n{footer}", source))
     return family
 
 
@@ -165,10 +178,20 @@ class NearDuplicateSet:
     """Every pair within a family, with its true word 5-gram Jaccard."""
 
 
-def build(sources: Iterable[Path], *, bases: int, seed: int = 0, min_words: int = 300, max_words: int = 3000, max_base_jaccard: float = 0.2) -> NearDuplicateSet:
+def build(
+    sources: Iterable[Path],
+    *,
+    bases: int,
+    seed: int = 0,
+    min_words: int = 300,
+    max_words: int = 3000,
+    max_base_jaccard: float = 0.2,
+) -> NearDuplicateSet:
     """The labelled set from the JSON lines `sources`."""
     rng = np.random.default_rng(seed)
-    chosen = choose_bases(read_documents(sources), bases, min_words=min_words, max_words=max_words, max_base_jaccard=max_base_jaccard, seed=seed)
+    chosen = choose_bases(
+        read_documents(sources), bases, min_words=min_words, max_words=max_words, max_base_jaccard=max_base_jaccard, seed=seed
+    )
     vocabulary = sorted({w for _, text, _ in chosen for w in text.split() if w.isalpha()})
     documents, variants, pairs = [], {}, []
     for base in chosen:
@@ -214,6 +237,12 @@ class Score:
     unrelated_merged: float
     """Share of pairs of documents from different families put in one cluster."""
     unrelated_pairs: int
+
+    @property
+    def false_merges(self) -> float:
+        """Share of all non-duplicate pairs (distinct within families, and unrelated) put in one cluster."""
+        merged = self.distinct_merged * self.distinct_pairs + self.unrelated_merged * self.unrelated_pairs
+        return merged / (self.distinct_pairs + self.unrelated_pairs)
 
 
 def score(labelled: NearDuplicateSet, clusters: dict[str, int]) -> Score:

@@ -27,7 +27,14 @@ import unicodedata
 from itertools import chain
 
 
-def _char_class(predicate) -> str:
+# Marks that end a sentence in any script of the Basic Multilingual Plane (Unicode's Sentence_Terminal,
+# as datatrove's TERMINAL_PUNCTUATION; it also lists a few historic scripts beyond U+FFFF, left out here).
+TERMINAL_PUNCTUATION = frozenset(
+    "!.?։؝؞؟۔܀܁܂߹࠷࠹࠽࠾।॥၊။።፧፨᙮᜵᜶។៕៖៙៚᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᭽᭾᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼⹓⹔。꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！．？｡"
+)
+
+
+def char_class(predicate) -> str:
     """Characters of the Basic Multilingual Plane for which `predicate` holds, as regex class ranges."""
     ranges: list[list[int]] = []
     for code in range(0x10000):
@@ -39,11 +46,13 @@ def _char_class(predicate) -> str:
     return "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "") for a, b in ranges)
 
 
-_ICONS = _char_class(lambda c: unicodedata.category(c) == "So")  # symbols split like punctuation
-_LOWER = _char_class(str.islower)
-_UPPER = _char_class(str.isupper)
-_LETTER = r"[^\W\d_]"
-_ALNUM = r"[^\W_]"
+_ICONS = char_class(lambda c: unicodedata.category(c) == "So")  # symbols split like punctuation
+# spaCy counts the CJK blocks as letters, their punctuation (「」《》) included, and letters of scripts
+# without case (CJK, Arabic, ...) as both lower and upper case.
+_CJK = "\u2e80-\u2fff\u3000-\u303f\u31c0-\u31ef\u3200-\u33ff\ufe30-\ufe4f"
+_ALPHA = char_class(str.isalpha) + _CJK
+_LOWER = char_class(lambda c: c.islower() or (c.isalpha() and not c.isupper())) + _CJK
+_UPPER = char_class(lambda c: c.isupper() or (c.isalpha() and not c.islower())) + _CJK
 _QUOTES = re.escape("'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧")
 _PUNCT = re.escape(",:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪…") + _QUOTES
 _CURRENCY = "$£€¥฿₽﷼₠-₿"
@@ -59,10 +68,12 @@ _SUFFIX = re.compile(
     rf"(?:[—–{_PUNCT}{_ICONS}]|\.\.+|['’][sS]|(?<=[0-9])(?:\+|[{_CURRENCY}]|{'|'.join(map(re.escape, _UNITS.split()))})"
     rf"|(?<=°[FfCcKk])\.|(?<=[0-9{_LOWER}%²\-+|{_PUNCT}])\.|(?<=[{_UPPER}][{_UPPER}])\.)$"
 )
+# A last character that is a suffix by itself and ends no longer one: no need to search (the common case).
+_SUFFIX_CHARACTER = re.compile(rf"[—–{_PUNCT.replace('…', '')}{_ICONS}]")
 _INFIX = re.compile(
     rf"\.\.+|…|[{_ICONS}]|(?<=[0-9])[+\-*^](?=[0-9-])|(?<=[{_LOWER}{_QUOTES}])\.(?=[{_UPPER}{_QUOTES}])"
-    rf"|(?<={_LETTER}),(?={_LETTER})|(?<={_ALNUM})(?:-|–|—|--|---|——|~)(?={_LETTER})"
-    rf"|(?<={_ALNUM})[:<>=/](?={_LETTER})"
+    rf"|(?<=[{_ALPHA}]),(?=[{_ALPHA}])|(?<=[{_ALPHA}0-9])(?:-|–|—|--|---|——|~)(?=[{_ALPHA}])"
+    rf"|(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])"
 )
 # spaCy keeps a core whole when it is a URL or an e-mail address (its URL_MATCH, without IP addresses).
 _HOST_CHAR = r"[A-Za-z0-9\u00a1-\uffff]"
@@ -74,19 +85,27 @@ _URL = re.compile(
 
 def _exceptions() -> dict[str, tuple[str, ...]]:
     """Chunks spaCy's English tokenizer does not split by its rules: chunk -> its tokens."""
-    kept_whole = (
+    abbreviations = (
         "e.g. i.e. E.g. I.e. E.G. I.E. a.m. p.m. vs. v.s. Mr. Mrs. Ms. Dr. Prof. St. Mt. Jr. Inc. Ltd. Co. co. "
-        "Corp. Bros. Gen. Gov. Rep. Sen. Rev. Adm. Messrs. Ph.D. D.C. N.Y. Jan. Feb. Mar. Apr. Jun. Jul. Aug. "
-        "Sep. Sept. Oct. Nov. Dec. C++ and/or 's 'S ’s ’S '' :) :( :-) :-( ;) ;-) :P :D :/ :| :X :> :] :* "
-        "(: ): =) (= ;( (; 8) <3 ^_^ -_- :'( o.O O.o"
-    ).split()
-    exceptions = {word: (word,) for word in kept_whole}
+        "Corp. Bros. Gen. Gov. Rep. Sen. Rev. Adm. Messrs. Ph.D. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. "
+        "Oct. Nov. Dec. Ak. Ala. Ariz. Ark. Calif. Colo. Conn. D.C. Del. Fla. Ga. Ia. Id. Ill. Ind. Kan. Kans. "
+        "Ky. La. Mass. Md. Mich. Minn. Miss. Mo. Mont. N.C. N.D. N.H. N.J. N.M. N.Y. Neb. Nebr. Nev. Okla. Ore. "
+        "Pa. S.C. Tenn. Va. Wash. Wis. C++ and/or"
+    )
+    emoticons = (
+        ":) :( :-) :-( :)) :(( :-)) :-(( ;) ;-) ;( :P :p :D :/ :-/ :| :-| :X :x :> :] :-] :} :* :-* :o :O :3 "
+        "(: (; (= ): )-: =) =( =/ =3 =D =[ =] =| [: [= 8) 8-) <3 </3 ^_^ -_- :'( :') o.O O.o XD xD '' "
+    )
+    elisions = "'s 'S ’s ’S 'em 'bout 'cause 'cos 'coz 'cuz 'nuff ma'am o'clock ol' doin' goin' havin' lovin' nothin'"
+    elisions += " nuthin' somethin' Ol' Doin' Goin' Havin' Lovin' Nothin' Nuthin' Somethin'"
+    exceptions = {word: (word,) for word in (abbreviations + emoticons + elisions).split()}
+    exceptions |= {"y'all": ("y'", "all"), "c'mon": ("c'm", "on"), "Y'all": ("Y'", "all"), "C'mon": ("C'm", "on")}
     exceptions.update({f"{letter}.": (f"{letter}.",) for letter in "abcdefghijklmnopqrstuvwxyzäöü"})
     # Contractions: the first part -> second parts it takes ("do" + "n't"), with and without apostrophe.
     not_verbs = "ai are ca could dare did does do had has have is may might must need ought sha should was "
     not_verbs += "were wo would"
     clitics = {
-        "d": "he how i it that there these they this those we what when where who why you",
+        "d": "he how i it she that there these they this those we what when where who why you",
         "ll": "he how i it she that there these they this those we what when where who why you",
         "re": "how there these they those we what when where who why you",
         "ve": "could how i might must should would there these they those we what when where who why you",
@@ -117,6 +136,8 @@ _REJOINED = {chunk for chunk, parts in _EXCEPTIONS.items() if len(parts) == 1 an
 
 def _split_chunk(chunk: str) -> tuple[str, ...]:
     """The tokens of one whitespace-free chunk, following spaCy's `_split_affixes` / `_attach_tokens`."""
+    if chunk.isalpha():  # no rule splits a run of letters (a third of all distinct chunks)
+        return _EXCEPTIONS.get(chunk, (chunk,))
     prefixes: list[str] = []
     suffixes: list[str] = []
     core = chunk
@@ -127,8 +148,11 @@ def _split_chunk(chunk: str) -> tuple[str, ...]:
             prefixes.append(core[:pre])
             core = core[pre:]
             break
-        match = _SUFFIX.search(core[pre:])  # without the prefix, as spaCy does: lookbehinds don't see it
-        suf = len(core) - pre - match.start() if match else 0
+        if len(core) > pre and _SUFFIX_CHARACTER.match(core[-1]):
+            suf = 1
+        else:  # searched without the prefix, as spaCy does: lookbehinds don't see it
+            match = _SUFFIX.search(core[pre:])
+            suf = len(core) - pre - match.start() if match else 0
         if suf and core[:-suf] in _EXCEPTIONS:
             suffixes.append(core[-suf:])
             core = core[:-suf]
@@ -167,6 +191,8 @@ def _split_chunk(chunk: str) -> tuple[str, ...]:
 
 def _rejoin(tokens: list[str]) -> tuple[str, ...]:
     """Join runs of tokens that spell an exception (`)` `:` -> `):`), longest run first, as spaCy does."""
+    if len(tokens) < 2:
+        return tuple(tokens)
     for length in range(min(len(tokens), 4), 1, -1):
         for start in range(len(tokens) - length + 1):
             if "".join(tokens[start : start + length]) in _REJOINED:
@@ -177,7 +203,7 @@ def _rejoin(tokens: list[str]) -> tuple[str, ...]:
 
 
 _CACHE: dict[str, tuple[str, ...]] = {}
-_CACHE_SIZE = 1 << 20  # distinct chunks remembered (about 150 MB at most)
+_CACHE_SIZE = 1 << 18  # distinct chunks remembered: about 55 MB at most (200 bytes each)
 
 
 def split_words(text: str) -> list[str]:
