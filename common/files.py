@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,3 +29,18 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
             tmp.write_text(data, encoding="utf-8")
         else:
             tmp.write_bytes(data)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: str | Path, value: object) -> None:
+    """`value` as indented JSON (keys in insertion order), written atomically; creates the folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, json.dumps(value, indent=2) + "\n")

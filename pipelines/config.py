@@ -8,7 +8,7 @@ from common.config import ConfigError
 
 FILTER_STAGES = ("gopher_quality", "gopher_repetition", "c4", "fineweb", "pii")
 """The quality stages in the order they run (pipelines/filters/); each is switched by the field of its name."""
-SURVIVOR_RULES = ("first", "longest", "source_rank")
+SURVIVOR_RULES = ("input_order", "longest", "source_rank")
 
 
 @dataclass(kw_only=True)
@@ -76,8 +76,8 @@ class CorpusBuildConfig:
     """Thresholds of the quality stages, by stage, e.g. {"gopher_quality": {"min_doc_words": 30}}.
     Keys are the fields of each stage's config (pipelines/filters/); unset ones keep the published defaults."""
 
-    survivor: str = "first"
-    """Which copy of an exact duplicate survives: first (input order), longest (then input order,
+    survivor: str = "input_order"
+    """Which copy of an exact duplicate survives: input_order (the first), longest (then input order,
     which only matters when the filters rewrite text), or source_rank (the first `source_ranking` match)."""
 
     source_ranking: list[str] = field(default_factory=list)

@@ -30,7 +30,6 @@ Output (the tokenizer stage reads it):
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -47,7 +46,7 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import ConfigError, from_dict, save_config, to_dict
-from common.files import atomic_path
+from common.files import atomic_path, sha256_of, write_json
 from pipelines.config import FILTER_STAGES, CorpusBuildConfig
 from pipelines.corpus_stats import StageTally, stage_table, sum_stages, text_bytes
 from pipelines.dedup import (
@@ -61,10 +60,10 @@ from pipelines.dedup import (
 )
 from pipelines.filters.base import FilterOutcome
 from pipelines.readers.inputs import ReadTask, expand_inputs, plan_tasks
-from pipelines.readers.records import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, RECORD_SCHEMA, ReadLog
+from pipelines.readers.records import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, ReadLog
+from pipelines.task_rounds import PARQUET_OPTIONS, prepare_work, run_round, write_parquet
 
 LOG = "[corpus_build]"
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
 OUTPUT_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float32()))
 CLEAN_SCHEMA = OUTPUT_SCHEMA.append(pa.field("offset", pa.int64()))
 SAMPLE_SCHEMA = pa.schema(
@@ -77,26 +76,6 @@ Stage = Callable[[pa.Table], FilterOutcome]
 
 
 # -- files ----------------------------------------------------------------------------------------
-
-
-def write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-
-
-def write_parquet(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Work:
@@ -123,17 +102,6 @@ class Work:
     def shard(self, task: ReadTask) -> Path:
         return self.root / "shards" / f"{task.name}.parquet"
 
-    def marker(self, round_name: str, name: str) -> Path:
-        return self.root / "done" / f"{round_name}-{name}.json"
-
-
-def once(marker: Path, compute: Callable[[], dict]) -> dict:
-    """The result recorded in `marker`, or compute it and record it (the marker is written last)."""
-    if marker.is_file():
-        return json.loads(marker.read_text(encoding="utf-8"))
-    result = compute()
-    write_json(marker, result)
-    return result
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -174,10 +142,6 @@ def sample_dropped(dropped: pa.Table, taken: Counter, limit: int) -> pa.Table | 
 
 def clean_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
     """Round 1 for one read task: its cleaned documents, dedup keys, quarantine and dropped samples."""
-    return once(work.marker("clean", task.name), lambda: _clean(index, task, config, work))
-
-
-def _clean(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
     from pipelines.readers import read_task
 
     stages = build_stages(config)
@@ -225,6 +189,7 @@ def _clean(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) ->
             write_parquet(work.keys(partition) / f"{task.name}.parquet", part_keys)
     write_parquet(work.samples(task), pa.concat_tables(samples) if samples else SAMPLE_SCHEMA.empty_table())
     return {
+        "records": log.records,
         "stages": {name: tally.to_dict() for name, tally in tallies.items()},
         "blank_lines": log.blank_lines,
         "skipped_records": dict(log.skipped_records),
@@ -234,85 +199,39 @@ def _clean(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) ->
 
 def dedup_task(partition: int, work: Work) -> dict:
     """Round 2 for one hash partition: its duplicates."""
-
-    def compute() -> dict:
-        files = sorted(work.keys(partition).glob("*.parquet"))
-        keys = pa.concat_tables([pq.read_table(f) for f in files]) if files else KEY_SCHEMA.empty_table()
-        duplicates = find_duplicates(keys.cast(KEY_SCHEMA))
-        write_parquet(work.duplicates(partition), duplicates)
-        return {"duplicates": duplicates.num_rows}
-
-    return once(work.marker("dedup", f"{partition:05d}"), compute)
+    files = sorted(work.keys(partition).glob("*.parquet"))
+    keys = pa.concat_tables([pq.read_table(f) for f in files]) if files else KEY_SCHEMA.empty_table()
+    duplicates = find_duplicates(keys.cast(KEY_SCHEMA))
+    write_parquet(work.duplicates(partition), duplicates)
+    return {"duplicates": duplicates.num_rows}
 
 
 def write_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work) -> dict:
     """Round 3 for one read task: its documents without duplicates; no file when none are left."""
-
-    def compute() -> dict:
-        duplicate_offsets = pa.concat_tables(
-            pq.read_table(work.duplicates(p), columns=["offset"], filters=[("task", "=", index)], schema=DUPLICATE_SCHEMA)
-            for p in range(config.num_partitions)
-        )["offset"]
-        out = work.shard(task)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        documents = kept_bytes = duplicate_bytes = 0
-        with atomic_path(out) as tmp, pq.ParquetWriter(tmp, OUTPUT_SCHEMA, **PARQUET_OPTIONS) as writer:
-            for batch in pq.ParquetFile(work.clean(task)).iter_batches(batch_size=config.batch_size):
-                table = pa.Table.from_batches([batch])
-                kept = drop_duplicates(table, duplicate_offsets)
-                duplicate_bytes += text_bytes(table) - text_bytes(kept)
-                if kept.num_rows:
-                    writer.write_table(kept.select(OUTPUT_SCHEMA.names))
-                    documents += kept.num_rows
-                    kept_bytes += text_bytes(kept)
-        result = {"documents": documents, "bytes": kept_bytes, "duplicates": len(duplicate_offsets), "duplicate_bytes": duplicate_bytes}
-        if documents == 0:
-            out.unlink()
-            return result
-        return result | {"sha256": sha256_of(out)}
-
-    return once(work.marker("write", task.name), compute)
+    duplicate_offsets = pa.concat_tables(
+        pq.read_table(work.duplicates(p), columns=["offset"], filters=[("task", "=", index)], schema=DUPLICATE_SCHEMA)
+        for p in range(config.num_partitions)
+    )["offset"]
+    out = work.shard(task)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    documents = kept_bytes = duplicate_bytes = 0
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, OUTPUT_SCHEMA, **PARQUET_OPTIONS) as writer:
+        for batch in pq.ParquetFile(work.clean(task)).iter_batches(batch_size=config.batch_size):
+            table = pa.Table.from_batches([batch])
+            kept = drop_duplicates(table, duplicate_offsets)
+            duplicate_bytes += text_bytes(table) - text_bytes(kept)
+            if kept.num_rows:
+                writer.write_table(kept.select(OUTPUT_SCHEMA.names))
+                documents += kept.num_rows
+                kept_bytes += text_bytes(kept)
+    result = {"documents": documents, "bytes": kept_bytes, "duplicates": len(duplicate_offsets), "duplicate_bytes": duplicate_bytes}
+    if documents == 0:
+        out.unlink()
+        return result
+    return result | {"sha256": sha256_of(out)}
 
 
 # -- driver ---------------------------------------------------------------------------------------
-
-
-def run_round(ray: Any, calls: list[Callable[[], Any]], done: list[dict | None], verb: str, progress: Callable[[list], str]) -> list[dict]:
-    """Results of one round in task order: `done[i]` where a marker had it, else `calls[i]` run as a
-    Ray task. Prints a progress line as each task ends."""
-    results = list(done)
-    refs = {calls[i](): i for i, result in enumerate(done) if result is None}
-    finished = len(results) - len(refs)
-    if finished:
-        print(f"{LOG} {verb}: {finished}/{len(results)} tasks already done by an earlier run", flush=True)
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        for ref in ready:
-            results[refs[ref]] = ray.get(ref)
-            finished += 1
-            print(f"{LOG} {verb} {finished}/{len(results)}, {progress([r for r in results if r is not None])}", flush=True)
-    return results  # type: ignore[return-value]
-
-
-def recorded(marker: Path) -> dict | None:
-    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-
-
-def fingerprint(config: CorpusBuildConfig, files: list[Path]) -> dict:
-    """What the work folder was made from; another config or changed inputs start over."""
-    settings = {k: v for k, v in to_dict(config).items() if k not in ("log_to_mlflow", "mlflow_experiment")}
-    inputs = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    return {"config": settings, "inputs": inputs}
-
-
-def prepare_work(output_dir: Path, config: CorpusBuildConfig, files: list[Path]) -> Work:
-    work = Work((output_dir / "_work").resolve())
-    stamp, wanted = work.root / "fingerprint.json", fingerprint(config, files)
-    if recorded(stamp) != wanted:
-        shutil.rmtree(work.root, ignore_errors=True)
-        write_json(stamp, wanted)
-    return work
 
 
 def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tuple[dict, dict]:
@@ -321,46 +240,25 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
 
     tasks = plan_tasks(files, config.split_bytes)
     build_stages(config)  # a bad filter setting fails now, not in every task
-    work = prepare_work(output_dir, config, files)
+    work = Work((output_dir / "_work").resolve())
+    prepare_work(work.root, config, files, LOG)
     ray = init_ray()
-    clean_remote, dedup_remote, write_remote = ray.remote(clean_task), ray.remote(dedup_task), ray.remote(write_task)
     print(f"{LOG} {len(files)} input files -> {len(tasks)} read tasks", flush=True)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-
-    def cleaned(results: list[dict]) -> str:
-        read = sum_stages([r["stages"] for r in results])["read"]
-        rate = read.bytes_in / 1e6 / max(time.perf_counter() - started, 1e-9)
-        return f"{read.documents_in:,} records read, {read.bytes_in / 1e6:,.1f} MB ({rate:.1f} MB/s)"
-
-    cleans = run_round(
-        ray,
-        [partial(clean_remote.remote, i, task, config, work) for i, task in enumerate(tasks)],
-        [recorded(work.marker("clean", task.name)) for task in tasks],
-        "clean",
-        cleaned,
-    )
+    calls = [(i, task, config, work) for i, task in enumerate(tasks)]
+    cleans = run_round(ray, work.root, "clean", clean_task, calls, log=LOG, things="read tasks", count="records", unit="records read")
     seconds["clean"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    dedups = run_round(
-        ray,
-        [partial(dedup_remote.remote, p, work) for p in range(config.num_partitions)],
-        [recorded(work.marker("dedup", f"{p:05d}")) for p in range(config.num_partitions)],
-        "dedup",
-        lambda results: f"{sum(r['duplicates'] for r in results):,} duplicates",
-    )
+    calls = [(p, work) for p in range(config.num_partitions)]
+    dedups = run_round(ray, work.root, "dedup", dedup_task, calls, log=LOG, things="partitions", count="duplicates", unit="duplicates")
     seconds["dedup"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    writes = run_round(
-        ray,
-        [partial(write_remote.remote, i, task, config, work) for i, task in enumerate(tasks)],
-        [recorded(work.marker("write", task.name)) for task in tasks],
-        "write",
-        lambda results: f"{sum(r['documents'] for r in results):,} documents",
-    )
+    calls = [(i, task, config, work) for i, task in enumerate(tasks)]
+    writes = run_round(ray, work.root, "write", write_task, calls, log=LOG, things="read tasks", count="documents", unit="documents")
     shards = place_shards(tasks, writes, work, output_dir)
     gather_quarantine(tasks, work, output_dir)
     gather_samples(tasks, work, output_dir, config.dropped_samples)
@@ -400,6 +298,9 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
         "skipped_records": dict(sum((Counter(r["skipped_records"]) for r in cleans), Counter())),
         "stages": {name: tally.to_dict() for name, tally in stages.items()},
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
+        "peak_rss_mb": {
+            name: max(r["peak_rss_mb"] for r in results) for name, results in (("clean", cleans), ("dedup", dedups), ("write", writes))
+        },
     }
     return manifest, stats
 

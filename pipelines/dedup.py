@@ -42,9 +42,9 @@ def source_rank(sources: list[str], ranking: list[str]) -> list[int]:
 
 
 def survivor_priority(table: pa.Table, rule: str, ranking: list[str] = ()) -> pa.Array:
-    """Per row, the priority of that copy (lower survives): 0 for `first`, minus the text's length in
+    """Per row, the priority of that copy (lower survives): 0 for `input_order`, minus the text's length in
     bytes for `longest`, the source's rank for `source_rank`."""
-    if rule == "first":
+    if rule == "input_order":
         return pa.array([0] * table.num_rows, type=pa.int64())
     if rule == "longest":
         return pc.negate(pc.binary_length(table["text"]).cast(pa.int64()))

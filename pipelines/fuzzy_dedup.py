@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import shutil
@@ -47,22 +46,20 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.files import atomic_path, write_atomically
+from common.files import atomic_path, sha256_of, write_json
 from pipelines import components, minhash
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.readers.documents import document_shards
 from pipelines.readers.records import DOCUMENT_SCHEMA
-from pipelines.task_rounds import run_round
+from pipelines.task_rounds import PARQUET_OPTIONS, prepare_work, run_round, write_parquet
 
 LOG = "[fuzzy_dedup]"
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("node", pa.int64())])
 PAIR_SCHEMA = pa.schema([("node", pa.int64()), ("neighbor", pa.int64())])
 NODE_SCHEMA = pa.schema([("id", pa.string()), ("priority", pa.int64())])
 REMOVED_SCHEMA = pa.schema([("row", pa.int64())])
 DUPLICATE_SCHEMA = pa.schema([("id", pa.string()), ("cluster_id", pa.int64()), ("survivor_id", pa.string())])
 """cluster_id: the node (shard index << 32 | row) of the cluster's first document in input order."""
-NOT_FINGERPRINTED = ("log_to_mlflow", "mlflow_experiment")
 
 
 # -- work files -------------------------------------------------------------------------------------
@@ -94,24 +91,10 @@ def removed_dir(work: Path, shard_index: int) -> Path:
     return work / "removed" / f"shard-{shard_index:05d}"
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
-
-
 def read_folder(folder: Path, schema: pa.Schema) -> pa.Table:
     """Every Parquet file of `folder` (none: an empty table), concatenated in name order."""
     files = sorted(folder.glob("*.parquet"))
     return pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_routed(
@@ -336,20 +319,6 @@ def write_task(shard_index: int, shard: str, output: str, work: Path, batch_size
 # -- driver -----------------------------------------------------------------------------------------
 
 
-def prepare_work(work: Path, config: FuzzyDedupConfig, shards: list[Path]) -> None:
-    """Keep the work of an interrupted run only if it was made by the same config from the same shards."""
-    settings = {k: v for k, v in to_dict(config).items() if k not in NOT_FINGERPRINTED}
-    inputs = [{"file": str(s.resolve()), "size": s.stat().st_size, "mtime_ns": s.stat().st_mtime_ns} for s in shards]
-    fingerprint = json.dumps({"config": settings, "inputs": inputs}, indent=2, sort_keys=True) + "\n"
-    marker = work / "fingerprint.json"
-    if marker.is_file() and marker.read_text(encoding="utf-8") == fingerprint:
-        print(f"{LOG} resuming the interrupted run in {work}", flush=True)
-        return
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    write_atomically(marker, fingerprint)
-
-
 def run_components(ray: Any, work: Path, num_partitions: int) -> tuple[int, list[dict]]:
     """Star rounds until a large-star and the small-star after it change nothing.
 
@@ -404,7 +373,7 @@ def build(config: FuzzyDedupConfig, params: minhash.MinHashParams, shards: list[
 
     ray = init_ray()
     work = (output_dir / "_work").resolve()
-    prepare_work(work, config, shards)
+    prepare_work(work, config, shards, LOG)
     num_documents = sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
     num_partitions = max(1, math.ceil(num_documents / config.documents_per_partition))
     print(
@@ -519,10 +488,6 @@ def print_summary(stats: dict) -> None:
         )
     print("  " + ", ".join(f"{name} {value:.1f}s" for name, value in stats["seconds"].items()))
     print("  peak RSS per worker: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in stats["peak_rss_mb"].items()))
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_atomically(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 def main(config: FuzzyDedupConfig) -> dict:

@@ -10,11 +10,44 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.files import write_atomically
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common.config import to_dict
+from common.files import atomic_path, write_atomically
+
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    """One task output: `table` as zstd Parquet, written atomically; creates the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+
+
+NOT_FINGERPRINTED = ("log_to_mlflow", "mlflow_experiment")
+"""Config keys that do not change a job's outputs."""
+
+
+def prepare_work(work: Path, config: Any, inputs: Sequence[Path], log: str) -> None:
+    """Keep `work` from an interrupted run only if the same config made it from the same inputs
+    (path, size, modification time); otherwise start it afresh."""
+    settings = {k: v for k, v in to_dict(config).items() if k not in NOT_FINGERPRINTED}
+    stamps = [{"file": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns} for p in inputs]
+    fingerprint = json.dumps({"config": settings, "inputs": stamps}, indent=2, sort_keys=True) + "\n"
+    marker = work / "fingerprint.json"
+    if marker.is_file() and marker.read_text(encoding="utf-8") == fingerprint:
+        print(f"{log} resuming the interrupted run in {work}", flush=True)
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    write_atomically(marker, fingerprint)
 
 
 def marker_path(work: Path, stage: str, index: int) -> Path:

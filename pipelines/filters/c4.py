@@ -27,6 +27,9 @@ CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")  # Wikipedia's "[1]"
 END_PUNCTUATION = (".", "?", "!", '"', "'")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 _PUNCTUATION_WORD = re.compile(f"[{char_class(lambda c: unicodedata.category(c).startswith('P'))}]+")
+# spaCy's sentencizer ends sentences at Unicode's sentence terminals, but for a few it does not list.
+SENTENCE_ENDS = TERMINAL_PUNCTUATION - set("؝؞࠷࠹࠽࠾។៕៖៙៚᭽᭾⹓⹔")
+_WHITESPACE_TOKEN = re.compile(r"\s{2,}|[^\S ]")  # spaCy makes a token of any whitespace but a single space
 
 
 @dataclass(kw_only=True)
@@ -69,11 +72,15 @@ class C4Config:
 
 
 def count_sentences(line: str) -> int:
-    """Sentences in `line` by spaCy's sentencizer: a new one starts at the first word that is not
+    """Sentences in `line` by spaCy's sentencizer: a new one starts at the first token that is not
     punctuation after a sentence-ending mark (". ! ?" and the like, as a word of their own)."""
+    pieces = _WHITESPACE_TOKEN.split(line)
+    tokens = split_words(pieces[0])
+    for piece in pieces[1:]:  # a whitespace token (" ") between pieces: not punctuation, so it counts
+        tokens += [" ", *split_words(piece)]
     sentences, after_end = 1, False
-    for word in split_words(line):
-        if word in TERMINAL_PUNCTUATION:
+    for word in tokens:
+        if word in SENTENCE_ENDS:
             after_end = True
         elif after_end and not _PUNCTUATION_WORD.fullmatch(word):
             sentences += 1

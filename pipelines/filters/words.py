@@ -93,12 +93,12 @@ def _exceptions() -> dict[str, tuple[str, ...]]:
         "Pa. S.C. Tenn. Va. Wash. Wis. C++ and/or"
     )
     emoticons = (
-        ":) :( :-) :-( :)) :(( :-)) :-(( ;) ;-) ;( :P :p :D :/ :-/ :| :-| :X :x :> :] :-] :} :* :-* :o :O :3 "
-        "(: (; (= ): )-: =) =( =/ =3 =D =[ =] =| [: [= 8) 8-) <3 </3 ^_^ -_- :'( :') o.O O.o XD xD '' "
+        ":) :( :-) :-( :)) :(( :-)) :-(( :))) :((( :-))) :-((( ;) ;-) ;( :P :p :D :/ :-/ :| :-| :X :x :> :] :-] :} :* :-* :o :O :3 "
+        "(: (; (= ): )-: =) =( =/ =3 =D =[ =] =| [: [= 8) 8-) <3 </3 ^_^ -_- :'( :') o.O O.o XD xD ''"
     )
     elisions = "'s 'S ’s ’S 'em 'bout 'cause 'cos 'coz 'cuz 'nuff ma'am o'clock ol' doin' goin' havin' lovin' nothin'"
     elisions += " nuthin' somethin' Ol' Doin' Goin' Havin' Lovin' Nothin' Nuthin' Somethin'"
-    exceptions = {word: (word,) for word in (abbreviations + emoticons + elisions).split()}
+    exceptions = {word: (word,) for word in " ".join([abbreviations, emoticons, elisions]).split()}
     exceptions |= {"y'all": ("y'", "all"), "c'mon": ("c'm", "on"), "Y'all": ("Y'", "all"), "C'mon": ("C'm", "on")}
     exceptions.update({f"{letter}.": (f"{letter}.",) for letter in "abcdefghijklmnopqrstuvwxyzäöü"})
     # Contractions: the first part -> second parts it takes ("do" + "n't"), with and without apostrophe.
@@ -193,7 +193,7 @@ def _rejoin(tokens: list[str]) -> tuple[str, ...]:
     """Join runs of tokens that spell an exception (`)` `:` -> `):`), longest run first, as spaCy does."""
     if len(tokens) < 2:
         return tuple(tokens)
-    for length in range(min(len(tokens), 4), 1, -1):
+    for length in range(min(len(tokens), 5), 1, -1):
         for start in range(len(tokens) - length + 1):
             if "".join(tokens[start : start + length]) in _REJOINED:
                 head = _rejoin(tokens[:start])

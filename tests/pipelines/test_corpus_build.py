@@ -250,7 +250,7 @@ SHARED_WARC = Path("/work/shared/corpora/debian-docs/web-00000.warc.gz")
 @pytest.mark.skipif(not SHARED_WARC.exists(), reason=f"{SHARED_WARC} is not on this machine")
 def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path):
     """The first 400 records of the shared crawl (a .warc.gz can be cut between gzip members)."""
-    from fastwarc.warc import ArchiveIterator
+    from warcio.archiveiterator import ArchiveIterator
 
     with open(SHARED_WARC, "rb") as source:
         records = ArchiveIterator(source)

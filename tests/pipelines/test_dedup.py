@@ -42,7 +42,7 @@ def test_texts_equal_after_normalization_hash_equal():
 def test_copies_of_a_text_share_a_partition():
     texts = [f"text {i % 7}" for i in range(50)]
     table = pa.table({"text": texts, "offset": pa.array(range(50), pa.int64())})
-    keys = content_keys(table, 0, survivor_priority(table, "first"))
+    keys = content_keys(table, 0, survivor_priority(table, "input_order"))
     parts = split_by_partition(keys, 4)
     assert sum(p.num_rows for p in parts) == keys.num_rows
     seen_in: dict[bytes, int] = {}
@@ -80,7 +80,7 @@ def test_lower_priority_survives_before_input_order():
 
 def test_survivor_priorities():
     table = pa.table({"text": ["aa", "aaaa", "a"], "source": ["web/x.warc.gz", "books/y.jsonl", "other.parquet"]})
-    assert survivor_priority(table, "first").to_pylist() == [0, 0, 0]
+    assert survivor_priority(table, "input_order").to_pylist() == [0, 0, 0]
     assert survivor_priority(table, "longest").to_pylist() == [-2, -4, -1]
     assert survivor_priority(table, "source_rank", ["books/*", "web/*"]).to_pylist() == [1, 0, 2]
     assert source_rank(["a/b.jsonl", "c.jsonl"], ["*.jsonl"]) == [0, 0]

@@ -62,6 +62,8 @@ def test_too_few_sentences():
         ('He said "stop." Then left.', 2),  # the quote after the period still ends the first
         ("Version 1.2.3 is out.", 1),
         ("Wait... what?! Really.", 2),  # "..." is not a sentence end of spaCy's; "?!" is one
+        ("It ends. !", 1),
+        ("It ends.   !", 2),  # extra spaces are a token of spaCy's, and not punctuation
     ],
 )
 def test_count_sentences(line, sentences):
