@@ -1,6 +1,7 @@
 """`make demo`: the three DAGs end to end through Airflow, with a real local Ray and MLflow.
 
-corpus_build (data/demo/corpus) -> pretrain -> sft + sample, each task a Ray job; then a summary of
+corpus_build (data/demo/corpus: clean, exact and fuzzy dedup, tokenizer, token shards) -> pretrain ->
+sft + sample, each task a Ray job; then a summary of
 what came out. Everything it writes goes under out/ and .state/.
 """
 
@@ -66,6 +67,8 @@ def print_summary(work: Path, seconds: float) -> None:
     sample = json.loads((work / "sft" / "samples.jsonl").read_text().splitlines()[-1])
     rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
     rows += [(f"  dropped: {reason}", f"{count:,}") for reason, count in sorted(stats["dropped"].items())]
+    fuzzy = json.loads((work / "corpus_fuzzy" / "stats.json").read_text())
+    rows += [("near duplicates removed", f"{fuzzy['documents_removed']:,} ({fuzzy['clusters']:,} clusters); {fuzzy['documents_kept']:,} documents left")]
     rows += [
         ("tokens written", f"{tokens['tokens']:,} ({tokens['sequences']:,} sequences of {tokens['seq_len']})"),
         ("pretrain loss", f"{pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}   mlflow run {pretrain['run_id']}"),

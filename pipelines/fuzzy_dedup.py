@@ -50,7 +50,6 @@ from common.files import atomic_path, sha256_of, write_json
 from pipelines import components, minhash
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.readers.documents import document_shards
-from pipelines.readers.records import DOCUMENT_SCHEMA
 from pipelines.task_rounds import PARQUET_OPTIONS, prepare_work, run_round, write_parquet
 
 LOG = "[fuzzy_dedup]"
@@ -288,9 +287,10 @@ def write_task(shard_index: int, shard: str, output: str, work: Path, batch_size
     removed_rows = read_folder(removed_dir(work, shard_index), REMOVED_SCHEMA)["row"].to_numpy()
     by_source: dict[str, dict[str, int]] = {}
     row = 0
-    with atomic_path(output) as tmp, pq.ParquetWriter(tmp, DOCUMENT_SCHEMA, **PARQUET_OPTIONS) as writer:
-        for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size, columns=DOCUMENT_SCHEMA.names):
-            table = pa.Table.from_batches([batch]).cast(DOCUMENT_SCHEMA)
+    schema = pq.read_schema(shard)  # every column the corpus build wrote (language, ...) is carried along
+    with atomic_path(output) as tmp, pq.ParquetWriter(tmp, schema, **PARQUET_OPTIONS) as writer:
+        for batch in pq.ParquetFile(shard).iter_batches(batch_size=batch_size):
+            table = pa.Table.from_batches([batch], schema=schema)
             removed = np.isin(np.arange(row, row + table.num_rows), removed_rows)
             text_bytes = pc.binary_length(table["text"]).to_numpy().astype(np.int64)
             counts = pa.table({

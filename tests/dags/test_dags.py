@@ -11,6 +11,7 @@ from common.airflow_params import CHAINED_FIELDS, overrides_from
 from common.config import from_dict, json_schema
 from common.paths import PROJECT_ROOT
 from pipelines.config import CorpusBuildConfig
+from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
 from trainer.config import PretrainConfig, SampleConfig, SFTConfig
@@ -26,7 +27,9 @@ def dags():
 
 def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert set(DAG_FILES) <= set(dags)
-    assert {t.task_id for t in dags["corpus_build"].tasks} == {"clean_and_dedup", "train_tokenizer", "write_token_shards"}
+    assert {t.task_id for t in dags["corpus_build"].tasks} == {"clean_and_dedup", "fuzzy_dedup", "train_tokenizer", "write_token_shards"}
+    assert dags["corpus_build"].get_task("train_tokenizer").upstream_task_ids == {"fuzzy_dedup"}
+    assert dags["corpus_build"].get_task("fuzzy_dedup").upstream_task_ids == {"clean_and_dedup"}
     assert {t.task_id for t in dags["pretrain"].tasks} == {"train"}
     assert {t.task_id for t in dags["sft"].tasks} == {"finetune", "sample"}
     assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
@@ -57,7 +60,7 @@ def _check_params_build_configs(dag, jobs):
 
 
 def test_params_are_typed_and_make_valid_configs(dags):
-    _check_params_build_configs(dags["corpus_build"], [("corpus.", CorpusBuildConfig), ("tokenizer.", TokenizerConfig), ("tokens.", TokenShardsConfig)])
+    _check_params_build_configs(dags["corpus_build"], [("corpus.", CorpusBuildConfig), ("fuzzy.", FuzzyDedupConfig), ("tokenizer.", TokenizerConfig), ("tokens.", TokenShardsConfig)])
     _check_params_build_configs(dags["pretrain"], [("", PretrainConfig)])
     _check_params_build_configs(dags["sft"], [("", SFTConfig), ("sample.", SampleConfig)])
     steps = dags["pretrain"].params.get_param("steps")

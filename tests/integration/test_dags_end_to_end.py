@@ -60,6 +60,12 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert stats["dropped"]["language.other"] > 0  # and five languages
     assert "gopher_repetition" in stats["stages"] and "c4" not in stats["stages"]
 
+    # Near duplicates removed: the tokenizer and token shards read corpus_fuzzy, a subset of corpus.
+    fuzzy = json.loads((work / "corpus_fuzzy" / "manifest.json").read_text())
+    fuzzy_stats = json.loads((work / "corpus_fuzzy" / "stats.json").read_text())
+    assert fuzzy_stats["documents_in"] == manifest["documents"]
+    assert fuzzy["documents"] == fuzzy_stats["documents_kept"] == manifest["documents"] - fuzzy_stats["documents_removed"]
+
     # Token shards: rows of uint32 of seq_len, counts as the manifest says, made by this tokenizer.
     tokens = json.loads((work / "tokens" / "manifest.json").read_text())
     assert tokens["tokenizer_sha256"] == sha256(work / "tokenizer" / "tokenizer.model")
