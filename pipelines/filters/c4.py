@@ -26,6 +26,7 @@ from pipelines.filters.words import TERMINAL_PUNCTUATION, char_class, split_word
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")  # Wikipedia's "[1]", "[edit]"
 END_PUNCTUATION = (".", "?", "!", '"', "'")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+# A token of punctuation only (spaCy's is_punct): it does not start a sentence.
 _PUNCTUATION_WORD = re.compile(f"[{char_class(lambda c: unicodedata.category(c).startswith('P'))}]+")
 # spaCy's sentencizer ends sentences at Unicode's sentence terminals, but for a few it does not list.
 SENTENCE_ENDS = TERMINAL_PUNCTUATION - set("؝؞࠷࠹࠽࠾។៕៖៙៚᭽᭾⹓⹔")

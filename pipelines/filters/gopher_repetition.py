@@ -7,9 +7,10 @@ Definitions, order and reasons follow datatrove's GopherRepetitionFilter (0.10.1
 
 datatrove joins every n-gram into a Python string, which is most of its cleaning time. Here words become
 integer ids once, each n-gram an integer id (from the (n-1)-gram's id and the next word, through a hash
-table), and the counting runs compiled by numba: same numbers, a hundred times faster. One difference:
-datatrove keys duplicated 5- to 10-grams by their words joined without a separator ("ab"+"c" equals
-"a"+"bc"); ours by the words themselves, which only differs on such coincidences.
+table), and the counting runs compiled by numba: the same numbers without a string per n-gram (the
+filter, words included, runs 13x faster; bench/filters_speed.py). One difference: datatrove keys the
+duplicated 5- to 10-grams by their words joined without a separator, so "ab c" repeats "a bc"; ours by
+the words themselves (1 document of the 84,587 of debian-docs decides otherwise for it).
 """
 
 from __future__ import annotations

@@ -71,9 +71,10 @@ class PIIConfig:
 
 def _is_replaced_ip(address: str, only_public: bool) -> bool:
     try:
-        return not only_public or ipaddress.ip_address(address).is_global
-    except ValueError:  # "01.2.3.4": leading zeros are not an address to ipaddress
+        parsed = ipaddress.ip_address(address)
+    except ValueError:  # "01.2.3.4": leading zeros make no address for ipaddress (nor for datatrove)
         return False
+    return parsed.is_global or not only_public
 
 
 def redact(text: str, config: PIIConfig) -> tuple[str, int, int]:
