@@ -16,13 +16,9 @@ corpus folder of ~64 MB Parquet shards (id, text, source) under --work; both pip
 Each runs in its own process; its wall time includes starting Ray or the worker pools. Peak RSS per
 worker: ours from its tasks' getrusage (stats.json), datatrove's as the largest pool process.
 
-datatrove imports two modules this environment does not have (and the project may not add packages
-for a benchmark): `regex`, of which the MinHash path compiles one pattern, with \\p{Nd}, that Python's
-`re` spells \\d for str patterns; and `tokenizers`, which only its exact-substring step uses (imported
-by `datatrove.pipeline.dedup`). And the installed xxhash 4 refuses str, which datatrove
-passes it (older xxhash encoded str as UTF-8). `compatibility_shims` maps `regex` onto `re` with that
-translation, stubs `tokenizers` and encodes before xxhash; datatrove's pools fork, so their workers
-inherit all three.
+datatrove 0.10.1 passes its shingles to xxhash as str, which the installed xxhash 4 refuses (older
+versions encoded str as UTF-8): `compatibility_shim` encodes them first; datatrove's pools fork, so
+their workers inherit it.
 """
 
 from __future__ import annotations
@@ -30,13 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -51,27 +45,12 @@ SHARD_BYTES = 64_000_000
 CORES = 2
 
 
-def compatibility_shims() -> None:
-    """What datatrove 0.10.1 needs to run in this environment (see the module docstring)."""
-    try:
-        import regex  # noqa: F401
-    except ImportError:
-        shim = types.ModuleType("regex")
-        shim.compile = lambda pattern, flags=0: re.compile(pattern.replace(r"\p{Nd}", r"\d").replace(r"\p{Lu}", r"[^\W\d_]"), flags)
-        shim.VERBOSE, shim.UNICODE = re.VERBOSE, re.UNICODE
-        sys.modules["regex"] = shim
-    try:
-        import tokenizers  # noqa: F401
-    except ImportError:
-        package, processors = types.ModuleType("tokenizers"), types.ModuleType("tokenizers.processors")
-        processors.TemplateProcessing = object
-        package.processors = processors
-        sys.modules |= {"tokenizers": package, "tokenizers.processors": processors}
+def compatibility_shim() -> None:
+    """What datatrove 0.10.1 needs to run with xxhash 4 (see the module docstring)."""
     import xxhash
 
     from datatrove.utils.hashes import xxhash as datatrove_xxhash
 
-    # xxhash 4 refuses str; datatrove 0.10.1 passes its shingles as str (older xxhash encoded them as UTF-8).
     datatrove_xxhash.xxhash64 = lambda data: xxhash.xxh64_intdigest(data.encode("utf-8") if isinstance(data, str) else data)
 
 
@@ -141,7 +120,7 @@ def run_ours(corpus: Path, output: Path) -> dict:
 
 def run_datatrove(corpus: Path, work: Path) -> dict:
     """Datatrove's four MinHash stages (called in a child process: see main)."""
-    compatibility_shims()
+    compatibility_shim()
     from datatrove.executor.local import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from itertools import chain
+from itertools import chain, islice
 
 
 # Marks that end a sentence in any script of the Basic Multilingual Plane (Unicode's Sentence_Terminal,
@@ -138,6 +138,7 @@ def _exceptions() -> dict[str, tuple[str, ...]]:
 _EXCEPTIONS = _exceptions()
 # Exceptions the affix rules would cut into pieces (emoticons, "C++."): joined again after splitting.
 _REJOINED = {chunk for chunk, parts in _EXCEPTIONS.items() if len(parts) == 1 and not chunk.isalpha()}
+_REJOINED_PREFIXES = {chunk[:end] for chunk in _REJOINED for end in range(1, len(chunk))}
 
 
 def _split_chunk(chunk: str) -> tuple[str, ...]:
@@ -197,27 +198,31 @@ def _split_chunk(chunk: str) -> tuple[str, ...]:
 
 def _rejoin(tokens: list[str]) -> tuple[str, ...]:
     """Join runs of tokens that spell an exception (`)` `:` -> `):`), longest run first, as spaCy does."""
-    if len(tokens) < 2:
+    start, end = 0, 0  # the longest run found, the first among equals
+    for first in range(len(tokens) - 1):
+        joined = tokens[first]
+        for last in range(first + 1, len(tokens)):
+            if joined not in _REJOINED_PREFIXES:
+                break
+            joined += tokens[last]
+            if joined in _REJOINED and last + 1 - first > end - start:
+                start, end = first, last + 1
+    if end == 0:
         return tuple(tokens)
-    for length in range(min(len(tokens), 5), 1, -1):
-        for start in range(len(tokens) - length + 1):
-            if "".join(tokens[start : start + length]) in _REJOINED:
-                head = _rejoin(tokens[:start])
-                tail = _rejoin(tokens[start + length :])
-                return (*head, "".join(tokens[start : start + length]), *tail)
-    return tuple(tokens)
+    return (*_rejoin(tokens[:start]), "".join(tokens[start:end]), *_rejoin(tokens[end:]))
 
 
 _CACHE: dict[str, tuple[str, ...]] = {}
-_CACHE_SIZE = 1 << 18  # distinct chunks remembered: about 55 MB at most (200 bytes each)
+_CACHE_SIZE = 1 << 19  # distinct chunks remembered: about 100 MB at most (200 bytes each)
 
 
 def split_words(text: str) -> list[str]:
     """The words of `text` as datatrove's English `split_into_words` gives them (approximately)."""
     chunks = text.split()
     unseen = set(chunks).difference(_CACHE)
-    if len(_CACHE) + len(unseen) > _CACHE_SIZE:
-        _CACHE.clear()
-        unseen = set(chunks)
+    if len(_CACHE) + len(unseen) > _CACHE_SIZE:  # forget the older half (a dict keeps insertion order)
+        for chunk in list(islice(_CACHE, len(_CACHE) // 2)):
+            del _CACHE[chunk]
+        unseen = set(chunks).difference(_CACHE)
     _CACHE.update((chunk, _split_chunk(chunk)) for chunk in unseen)
     return list(chain.from_iterable(map(_CACHE.__getitem__, chunks)))
