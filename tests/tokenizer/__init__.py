@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.shared_data import DEBIAN_DOCS
 
-DEBIAN_DOCS = Path("/work/shared/corpora/debian-docs")
 
 
 def _read_jsonl_zst(path: Path, limit: int) -> list[dict]:

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.shared_data import DEBIAN_DOCS
 
 ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench" / "filter_agreement.py"
-CORPUS = ROOT.parent / "shared" / "corpora" / "debian-docs"
+CORPUS = DEBIAN_DOCS
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from warcio.warcwriter import WARCWriter
 from pipelines.readers import ReadLog, read_task
 from pipelines.readers.inputs import plan_tasks
 from pipelines.readers.records import QUARANTINE_SCHEMA, RECORD_SCHEMA
+from tests.shared_data import DEBIAN_DOCS
 
 OPTIONS = {"text_field": "text", "id_field": "id", "batch_size": 100, "max_document_bytes": 1 << 20}
-SHARED_WARC = Path("/work/shared/corpora/debian-docs/web-00000.warc.gz")
+SHARED_WARC = DEBIAN_DOCS / "web-00000.warc.gz"
 
 PAGE = """<!doctype html><html><head><title>Page {n}</title></head><body>
 <nav><ul><li><a href="/">Home</a></li><li><a href="/about">About</a></li></ul></nav>
