@@ -6,7 +6,8 @@ Three rounds of Ray tasks, each writing its result under output_dir/_work/ (so t
 the corpus, and every node of a cluster must see output_dir):
 
 1. clean, one task per read task (a file, or a slice of a large one, pipelines/readers/inputs.py):
-   read -> normalize -> Gopher quality -> Gopher repetition -> language ID -> C4 -> FineWeb -> PII,
+   read -> normalize -> Gopher quality -> Gopher repetition -> mojibake repair -> language ID -> C4 ->
+   FineWeb -> PII,
    each stage a pure function of an Arrow batch (pipelines/filters/). Writes the kept documents, their
    exact-dedup keys split into hash partitions, quarantined records and a sample of dropped documents.
 2. dedup, one task per hash partition: all copies of a text meet in one partition; one survives
@@ -110,20 +111,20 @@ class Work:
 def build_stages(config: CorpusBuildConfig) -> list[tuple[str, Stage]]:
     """The cleaning stages `config` switches on, in order; a bad filter setting fails here, naming it."""
     from pipelines.langid import filter_language
-    from pipelines.normalize import NormalizeOptions, drop_short, normalize
+    from pipelines.normalize import NormalizeOptions, drop_short, normalize, repair_mojibake
 
-    options = NormalizeOptions(
-        fix_mojibake=config.fix_mojibake, remove_control_characters=config.remove_control_characters
-    )
+    options = NormalizeOptions(remove_control_characters=config.remove_control_characters)
     stages: list[tuple[str, Stage]] = [("normalize", lambda table: drop_short(normalize(table, options), config.min_chars))]
     language = ("language", partial(filter_language, languages=config.languages, min_score=config.language_threshold))
     for name in FILTER_STAGES:
         if name == "c4":
-            # Language ID goes after the Gopher rules, not first as in FineWeb: per byte fastText costs
-            # about what Gopher's word statistics do, and on real corpora the Gopher rules drop far more
-            # (90% of the shared corpus's bytes against language ID's 24%), so fewer bytes reach the
-            # model. Stages that only drop commute: the kept documents are the same in either order;
-            # only the stage a document failing both is counted under differs.
+            # Mojibake repair and language ID go after the Gopher rules, not first as in FineWeb: per
+            # byte ftfy and fastText cost as much as Gopher's word statistics or more, and the Gopher
+            # rules drop far more (90% of the shared corpus's bytes against language ID's 24%), so
+            # fewer bytes reach them. Stages that only drop commute: the kept documents are the same
+            # in either order; only the stage a document failing both is counted under differs.
+            if config.fix_mojibake:
+                stages.append(("repair", repair_mojibake))
             stages.append(language)
         if getattr(config, name):
             from pipelines.filters import FILTERS

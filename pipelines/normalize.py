@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -26,25 +27,18 @@ WHITESPACE_RULES = (
 @dataclass(frozen=True)
 class NormalizeOptions:
     nfc: bool = True
-    fix_mojibake: bool = True
     remove_control_characters: bool = True
     normalize_whitespace: bool = True
 
 
 def normalize(table: pa.Table, options: NormalizeOptions = NormalizeOptions()) -> pa.Table:
-    """`text` repaired and normalized as `options` say, stripped at both ends.
+    """`text` normalized as `options` say, stripped at both ends.
 
-    Mojibake first (ftfy.fix_encoding: UTF-8 text once decoded as Latin-1 or cp1252, "cafÃ©" ->
-    "café"); only the encoding repair, not ftfy's full fix_text, which also rewrites quotes and
-    ligatures and is 6x slower. Then NFC, so the same visible text written with combining marks
-    ("e\\u0301") or precomposed ("\\u00e9") hashes the same in the exact dedup. Not
-    `pc.utf8_normalize`: up to at least pyarrow 25.0.1 its NFC only decomposes (apache/arrow#51225).
+    NFC first, so the same visible text written with combining marks ("e\\u0301") or precomposed
+    ("\\u00e9") hashes the same in the exact dedup. Not `pc.utf8_normalize`: up to at least pyarrow
+    25.0.1 its NFC only decomposes (apache/arrow#51225).
     """
     texts = table["text"].to_pylist()
-    if options.fix_mojibake:
-        import ftfy
-
-        texts = [ftfy.fix_encoding(text) for text in texts]
     if options.nfc:
         texts = [unicodedata.normalize("NFC", text) for text in texts]
     text = pa.array(texts, type=pa.string())
@@ -62,3 +56,22 @@ def drop_short(table: pa.Table, min_chars: int) -> FilterOutcome:
     length = pc.utf8_length(table["text"])
     reasons = pc.if_else(pc.equal(length, 0), "empty", pc.if_else(pc.less(length, min_chars), "too_short", None))
     return split_by_reason(table, reasons)
+
+
+def repair_mojibake(table: pa.Table) -> FilterOutcome:
+    """`text` with mojibake repaired (UTF-8 once decoded as Latin-1 or cp1252: "cafÃ©" -> "café").
+
+    ftfy.fix_encoding: only the encoding repair, not ftfy's full fix_text, which also rewrites quotes
+    and ligatures and is 6x slower. At about 7 MB/s it is the costliest step of normalization, so
+    the corpus build runs it as its own stage once the Gopher rules have dropped most documents
+    (pipelines/corpus_build.py). NFC again after it, as ftfy may decompose. Drops nothing; counts
+    the documents it changed.
+    """
+    import ftfy
+
+    before = table["text"].to_pylist()
+    after = [unicodedata.normalize("NFC", ftfy.fix_encoding(text)) for text in before]
+    changed = sum(a != b for a, b in zip(before, after))
+    kept = table.set_column(table.schema.get_field_index("text"), "text", pa.array(after, type=pa.string()))
+    no_rows = kept.slice(0, 0).append_column("reason", pa.array([], pa.string()))
+    return FilterOutcome(kept, no_rows, Counter({"repair.documents_changed": changed}))

@@ -96,7 +96,7 @@ def test_reference_build_splits_files_and_runs_every_stage(reference):
     stats = json.loads(files["stats.json (without seconds)"])
     assert stats["read_tasks"] > stats["files"]  # plain files were split into byte ranges
     assert list(stats["stages"]) == [
-        "read", "normalize", "gopher_quality", "gopher_repetition", "language", "c4", "fineweb", "pii", "dedup"
+        "read", "normalize", "gopher_quality", "gopher_repetition", "repair", "language", "c4", "fineweb", "pii", "dedup"
     ]
     assert stats["quarantined"] == 1
     assert stats["documents_kept"] > 0

@@ -130,7 +130,7 @@ def test_shards_agree_with_manifest_and_stats(built):
         "non_string_text": 1,
     }
     assert stats["quarantined"] == 4
-    assert [name for name in stats["stages"]] == ["read", "normalize", "language", "dedup"]
+    assert [name for name in stats["stages"]] == ["read", "normalize", "repair", "language", "dedup"]
     assert stats["stages"]["dedup"]["dropped"] == {"duplicate": 4}
     for stage in stats["stages"].values():
         assert stage["documents_in"] == stage["documents_kept"] + sum(stage["dropped"].values())
@@ -264,7 +264,7 @@ def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path
     stats = main(CorpusBuildConfig(inputs=[str(tmp_path / "crawl.warc.gz")], output_dir=str(tmp_path / "out"), log_to_mlflow=False))
     assert stats["documents_in"] == 400
     assert list(stats["stages"]) == [
-        "read", "normalize", "gopher_quality", "gopher_repetition", "language", "c4", "fineweb", "pii", "dedup"
+        "read", "normalize", "gopher_quality", "gopher_repetition", "repair", "language", "c4", "fineweb", "pii", "dedup"
     ]
     # Every record is accounted for: kept, dropped with a reason, or quarantined.
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())

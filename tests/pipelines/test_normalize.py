@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipelines.normalize import NormalizeOptions, drop_short, normalize
+from pipelines.normalize import NormalizeOptions, drop_short, normalize, repair_mojibake
 
 
 def normalized(*texts: str) -> list[str]:
@@ -37,23 +37,22 @@ def test_whitespace_rules(raw, expected):
     assert normalized(raw) == [expected]
 
 
-def test_mojibake_is_repaired():
-    assert normalized("cafÃ© au lait, naÃ¯ve") == ["café au lait, naïve"]
-    assert normalized("“quoted” ﬁne") == ["“quoted” ﬁne"]  # only the encoding is repaired, not style
+def test_mojibake_is_repaired_and_counted():
+    table = pa.table({"id": ["a", "b", "c"], "text": ["cafÃ© au lait, naÃ¯ve", "“quoted” ﬁne", "wait\x85"]})
+    outcome = repair_mojibake(table)
+    # Only the encoding is repaired, not style; a lone C1 control reads as the cp1252 character it stands for.
+    assert outcome.kept["text"].to_pylist() == ["café au lait, naïve", "“quoted” ﬁne", "wait…"]
+    assert outcome.kept["id"].to_pylist() == ["a", "b", "c"] and outcome.dropped.num_rows == 0
+    assert outcome.counts == {"repair.documents_changed": 2}
 
 
 def test_control_characters_are_removed_but_tabs_and_newlines_kept():
-    assert normalized("a\x00b\x07c\x1bd\x7fe\n    g\th") == ["abcde\n    g h"]
-    # ftfy reads a lone C1 control as the cp1252 character it stands for (0x85 is an ellipsis)...
-    assert normalized("wait\x85") == ["wait…"]
-    # ...and without the repair, C1 controls are removed like C0 ones.
-    without_repair = NormalizeOptions(fix_mojibake=False)
-    assert normalize(pa.table({"text": ["a\x85b\x9fc"]}), without_repair)["text"].to_pylist() == ["abc"]
+    assert normalized("a\x00b\x07c\x1bd\x7fe\x85f\x9fg\n    h\ti") == ["abcdefg\n    h i"]
 
 
 def test_each_step_can_be_switched_off():
-    raw = "cafÃ©\x07  x"
-    options = NormalizeOptions(fix_mojibake=False, remove_control_characters=False, normalize_whitespace=False)
+    raw = "cafe\u0301\x07  x"
+    options = NormalizeOptions(nfc=False, remove_control_characters=False, normalize_whitespace=False)
     assert normalize(pa.table({"text": [raw]}), options)["text"].to_pylist() == [raw]
 
 
