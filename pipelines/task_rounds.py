@@ -59,7 +59,7 @@ def run_and_mark(task: Callable[..., dict], marker: str, *args: Any) -> dict:
     result = dict(task(*args))
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     Path(marker).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(marker, json.dumps(result, sort_keys=True))
+    write_atomically(marker, json.dumps(result))  # key order kept: a resumed result reads back exactly as returned
     return result
 
 
