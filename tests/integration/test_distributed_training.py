@@ -14,8 +14,11 @@ pytestmark = pytest.mark.integration
 def test_two_workers_zero2_bf16(tmp_path):
     work = tmp_path
     with local_ray_cluster(num_cpus=2):
+        # Training data, not a cleaning test: every language, and the quality filters off.
+        no_filters = {stage: False for stage in ("gopher_quality", "gopher_repetition", "c4", "fineweb")}
         run_ray_job("pipelines.corpus_build", {"inputs": [str(PROJECT_ROOT / "data/demo/corpus/part-00003.jsonl.gz")],
-                                               "output_dir": str(work / "corpus"), "log_to_mlflow": False})
+                                               "output_dir": str(work / "corpus"), "log_to_mlflow": False,
+                                               "languages": [], "language_threshold": 0.0, **no_filters})
         run_ray_job("tokenizer.train", {"corpus_dir": str(work / "corpus"), "output_dir": str(work / "tokenizer"),
                                         "vocab_size": 512, "log_to_mlflow": False})
         run_ray_job("pipelines.token_shards", {"corpus_dir": str(work / "corpus"), "tokenizer_dir": str(work / "tokenizer"),
