@@ -80,8 +80,8 @@ def print_summary(work: Path, seconds: float) -> None:
     ]
     say("\n================ demo summary ================")
     for label, value in rows:
-        say(f"{label:<26}{value}")
-    say(f"{'total':<26}{seconds:.0f}s")
+        say(f"{label:<26} {value}")
+    say(f"{'total':<26} {seconds:.0f}s")
 
 
 if __name__ == "__main__":
