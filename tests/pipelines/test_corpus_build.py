@@ -37,24 +37,6 @@ def long_text(topic: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        env.delenv("RAY_ADDRESS", raising=False)
-        # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which common.tracking then prefers over
-        # LLADA_STATE_DIR. setenv-then-delenv makes the undo after this module remove the value mlflow
-        # exports meanwhile, so no other module inherits this module's store (nor this one another's).
-        env.setenv("MLFLOW_TRACKING_URI", "")
-        env.delenv("MLFLOW_TRACKING_URI")
-        from common.ray_runtime import init_ray
-
-        ray = init_ray(num_cpus=2)
-        yield ray
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Files of every format, with duplicates within and across files and one of each bad line.
 

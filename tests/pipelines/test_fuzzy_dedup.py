@@ -29,22 +29,6 @@ OUTPUTS = ("documents/shard-00000.parquet", "documents/shard-00001.parquet", "do
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        env.delenv("RAY_ADDRESS", raising=False)
-        # As in test_corpus_build: undo whatever MLFLOW_TRACKING_URI mlflow exports meanwhile.
-        env.setenv("MLFLOW_TRACKING_URI", "")
-        env.delenv("MLFLOW_TRACKING_URI")
-        from common.ray_runtime import init_ray
-
-        ray = init_ray(num_cpus=2)
-        yield ray
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """Three shards of real documents with planted near duplicates; returns (corpus_dir, texts by id).
 

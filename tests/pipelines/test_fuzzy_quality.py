@@ -19,18 +19,6 @@ DEMO_CORPUS = sorted((Path(__file__).resolve().parents[2] / "data" / "demo" / "c
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        env.delenv("RAY_ADDRESS", raising=False)
-        from common.ray_runtime import init_ray
-
-        ray = init_ray(num_cpus=2)
-        yield ray
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def labelled(tmp_path_factory) -> tuple[near_duplicates.NearDuplicateSet, Path]:
     labelled = near_duplicates.build(DEMO_CORPUS, bases=40, seed=0)
     corpus_dir = tmp_path_factory.mktemp("near-duplicates")
