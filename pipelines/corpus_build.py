@@ -137,12 +137,18 @@ def build_stages(config: CorpusBuildConfig) -> list[tuple[str, Stage]]:
 
 def sample_dropped(dropped: pa.Table, taken: Counter, limit: int) -> pa.Table | None:
     """The rows of `dropped` that are among the first `limit` of their reason (counted in `taken`)."""
+    # Only the reasons are read row by row: a stage that drops most of a batch must not turn every
+    # dropped text into a Python string to keep 20 of them.
     rows = []
-    for row in dropped.select(["reason", "id", "source", "offset", "text"]).to_pylist():
-        if taken[row["reason"]] < limit:
-            taken[row["reason"]] += 1
-            rows.append(row | {"text": row["text"][:SAMPLE_CHARS]})
-    return pa.Table.from_pylist(rows, schema=SAMPLE_SCHEMA) if rows else None
+    for index, reason in enumerate(dropped["reason"].to_pylist()):
+        if taken[reason] < limit:
+            taken[reason] += 1
+            rows.append(index)
+    if not rows:
+        return None
+    picked = dropped.take(rows)
+    text = pc.utf8_slice_codeunits(picked["text"], 0, SAMPLE_CHARS)
+    return pa.table([picked["reason"], picked["id"], picked["source"], picked["offset"], text], schema=SAMPLE_SCHEMA)
 
 
 # -- tasks (plain functions; build() runs them as Ray tasks) ---------------------------------------
