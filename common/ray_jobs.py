@@ -35,13 +35,27 @@ def parse_result(logs: str) -> dict[str, Any] | None:
     return None
 
 
+def submit_when_agent_is_up(client: Any, entrypoint: str, module: str, *, log=print, timeout: float = 120.0) -> str:
+    """`client.submit_job`, retried while the head answers "No available agent": a head that just
+    started (or a loaded machine) brings its job agent up some seconds after its dashboard."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, metadata={"module": module})
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+            log("ray job agent not up yet; retrying the submission")
+            time.sleep(3)
+
+
 def submit_and_wait(module: str, overrides: dict[str, Any], *, address: str, poll_seconds: float = 2.0, log=print) -> dict[str, Any]:
     """Submit to the Ray cluster at `address`, stream its log through `log`, raise if the job fails."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
     entrypoint = job_command(module, overrides)
-    job_id = client.submit_job(entrypoint=entrypoint, metadata={"module": module})
+    job_id = submit_when_agent_is_up(client, entrypoint, module, log=log)
     log(f"submitted ray job {job_id} to {address}: {entrypoint}")
     shown = 0
     while True:
