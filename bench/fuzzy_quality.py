@@ -1,13 +1,14 @@
 """Fuzzy dedup quality by edit kind and rate, for both presets, on a labelled near-duplicate set.
 
-    .venv/bin/python bench/fuzzy_quality.py [--bases 300] [--corpus ../shared/corpora/debian-docs] [--verify 0.7]
+    .venv/bin/python bench/fuzzy_quality.py [--bases 300] [--corpus ../shared/corpora/debian-docs] [--verify 0.7 [--verify-method signature]]
 
 Builds the set of pipelines.near_duplicates (each base document with 15 edited copies and one in
 boilerplate; every pair within a family labelled with its true word 5-gram Jaccard) from real
 documents (the shared corpus when present, else data/demo/corpus), runs the job (pipelines.fuzzy_dedup,
 local Ray) once per preset, and prints per edit kind and rate: recall on duplicate pairs (Jaccard >= 0.8)
 and the share of non-duplicate pairs (Jaccard < 0.5) merged; then the totals, including pairs across
-families. --verify adds runs with verify_threshold set.
+families. --verify adds runs with verify_threshold set (true Jaccard of the shingle sets, or with
+--verify-method signature MinHash's estimate).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--bases", type=int, default=300)
     parser.add_argument("--corpus", type=Path, default=Path("../shared/corpora/debian-docs"))
     parser.add_argument("--verify", type=float, default=None, help="also run each preset with this verify_threshold")
+    parser.add_argument("--verify-method", choices=("shingles", "signature"), default="shingles")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fuzzy-quality"))
     args = parser.parse_args()
     sources = sorted(args.corpus.glob("*.jsonl*")) or sorted(Path("data/demo/corpus").glob("*.jsonl*"))
@@ -41,7 +43,7 @@ def main() -> None:
 
     runs = {preset: {"preset": preset} for preset in ("fineweb", "nemo")}
     if args.verify is not None:
-        runs |= {f"{preset}+v{args.verify:g}": {"preset": preset, "verify_threshold": args.verify} for preset in ("fineweb", "nemo")}
+        runs |= {f"{preset}+v{args.verify:g}": {"preset": preset, "verify_threshold": args.verify, "verify_method": args.verify_method} for preset in ("fineweb", "nemo")}
     scores = {}
     for name, settings in runs.items():
         output_dir = args.work / f"out-{name}"

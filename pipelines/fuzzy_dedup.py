@@ -6,9 +6,11 @@ Rounds of Ray tasks, each writing under output_dir/_work/ (every node of a clust
 
 1. signatures, one task per input shard: MinHash signatures (pipelines.minhash) -> LSH band keys,
    split into P partitions by key; each document's id and survivor priority; with verify_threshold,
-   the signatures themselves (a .npy file that later tasks memory-map and read rows of).
+   what the verification reads (files that later tasks memory-map and read rows of): each document's
+   sorted shingle set (verify_method=shingles) or its signature (verify_method=signature).
 2. buckets, one task per partition: documents with an equal band key link to the bucket's smallest
-   node; with verify_threshold, edges whose estimated Jaccard is below it are dropped.
+   node; with verify_threshold, edges whose Jaccard similarity (true, or estimated) is below it are
+   dropped.
 3. components, rounds of one task per partition: large-star / small-star (pipelines.components)
    until a pair of rounds changes nothing; every component is then a star around its first document.
 4. clusters, one task per partition: each star's survivor by the configured priority.
@@ -72,6 +74,15 @@ def signatures_path(work: Path, shard_index: int) -> Path:
     return work / "signatures" / f"shard-{shard_index:05d}.npy"
 
 
+def shingles_path(work: Path, shard_index: int) -> Path:
+    """Every document's sorted distinct shingle hashes, concatenated (raw uint32); offsets beside it."""
+    return work / "shingles" / f"shard-{shard_index:05d}.u32"
+
+
+def shingle_offsets_path(work: Path, shard_index: int) -> Path:
+    return work / "shingles" / f"shard-{shard_index:05d}.offsets.npy"
+
+
 def nodes_path(work: Path, shard_index: int) -> Path:
     return work / "nodes" / f"shard-{shard_index:05d}.arrow"
 
@@ -133,13 +144,16 @@ def priorities(batch: pa.RecordBatch, config: FuzzyDedupConfig) -> np.ndarray:
 def signature_task(
     shard_index: int, shard: str, params: minhash.MinHashParams, config: FuzzyDedupConfig, work: Path, num_partitions: int
 ) -> dict:
-    """Round 1 for one input shard: band keys per partition, node ids and priorities, signatures if verifying."""
+    """Round 1 for one input shard: band keys per partition, node ids and priorities, and what the
+    verification reads (shingle sets or signatures) if verifying."""
     parquet = pq.ParquetFile(shard)
     missing = {"id", "text", "source"} - set(parquet.schema_arrow.names)
     if missing:
         raise ValueError(f"{shard}: no column {', '.join(sorted(missing))}; expected the corpus build's documents")
     num_documents = parquet.metadata.num_rows
-    verify = config.verify_threshold is not None
+    verify = config.verify_threshold is not None and config.verify_method == "signature"
+    keep_sets = config.verify_threshold is not None and config.verify_method == "shingles"
+    set_offsets = [np.zeros(1, dtype=np.int64)]
     row = without_shingles = 0
     with contextlib.ExitStack() as stack:
         band_writers = []
@@ -158,10 +172,20 @@ def signature_task(
             sigs_tmp = stack.enter_context(atomic_path(sig_file))
             shape = (num_documents, params.num_hashes)
             all_sigs = np.lib.format.open_memmap(sigs_tmp, mode="w+", dtype=np.uint32, shape=shape)
+        if keep_sets:
+            sets_file = shingles_path(work, shard_index)
+            sets_file.parent.mkdir(parents=True, exist_ok=True)
+            sets_out = stack.enter_context(open(stack.enter_context(atomic_path(sets_file)), "wb"))
+            offsets_tmp = stack.enter_context(atomic_path(shingle_offsets_path(work, shard_index)))
         for batch in parquet.iter_batches(batch_size=config.batch_size, columns=["id", "text", "source"]):
             if batch.column("text").null_count or batch.column("id").null_count:
                 raise ValueError(f"{shard}: a document near row {row} has no id or text")
-            sigs = minhash.signatures(minhash.normalize(batch.column("text")), params)
+            normalized = minhash.normalize(batch.column("text"))
+            sigs = minhash.signatures(normalized, params)
+            if keep_sets:
+                values, offsets = minhash.shingle_sets(normalized, params)
+                sets_out.write(values.tobytes())
+                set_offsets.append(offsets[1:] + set_offsets[-1][-1])
             nodes = components.node_ids(shard_index, np.arange(row, row + batch.num_rows))
             usable = minhash.has_shingles(sigs)
             without_shingles += int(np.count_nonzero(~usable))
@@ -179,6 +203,9 @@ def signature_task(
         if verify:
             all_sigs.flush()
             del all_sigs
+        if keep_sets:
+            with open(offsets_tmp, "wb") as f:  # a file object: np.save would append .npy to a path
+                np.save(f, np.concatenate(set_offsets), allow_pickle=False)
     return {"documents": row, "without_shingles": without_shingles}
 
 
@@ -193,18 +220,50 @@ def gather_signatures(work: Path, nodes: np.ndarray, num_hashes: int) -> np.ndar
     return sigs
 
 
+def read_shingle_sets(work: Path, shard_index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One shard's shingle sets (values memory-mapped, offsets), as minhash.shingle_sets returns them."""
+    offsets = np.load(shingle_offsets_path(work, shard_index))
+    if offsets[-1] == 0:  # no shingles at all; an empty file cannot be mapped
+        return np.zeros(0, dtype=np.uint32), offsets
+    return np.memmap(shingles_path(work, shard_index), dtype=np.uint32, mode="r"), offsets
+
+
+def true_jaccard(work: Path, larger: np.ndarray, smaller: np.ndarray) -> np.ndarray:
+    """Per edge: the Jaccard similarity of its two documents' shingle sets, read from their shards' files.
+
+    Edges are taken by pair of shards, so each call merges sets from two files; the OS pages in only the
+    sets asked for."""
+    similarity = np.empty(len(larger), dtype=np.float64)
+    shard_a, shard_b = components.shard_of(larger), components.shard_of(smaller)
+    order = np.lexsort((shard_b, shard_a))
+    starts = np.flatnonzero(np.r_[True, (np.diff(shard_a[order]) != 0) | (np.diff(shard_b[order]) != 0)])
+    sets: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for start, end in zip(starts, [*starts[1:], len(order)]):
+        chosen = order[start:end]
+        a, b = int(shard_a[chosen[0]]), int(shard_b[chosen[0]])
+        for shard in (a, b):
+            if shard not in sets:
+                sets[shard] = read_shingle_sets(work, shard)
+        rows_a, rows_b = components.row_of(larger[chosen]), components.row_of(smaller[chosen])
+        similarity[chosen] = minhash.set_jaccard(sets[a], rows_a, sets[b], rows_b)
+    return similarity
+
+
 def bucket_task(
-    partition: int, work: Path, params: minhash.MinHashParams, verify_threshold: float | None, num_partitions: int
+    partition: int, work: Path, params: minhash.MinHashParams, config: FuzzyDedupConfig, num_partitions: int
 ) -> dict:
     """Round 2 for one partition of band keys: candidate edges, verified if asked, routed to components round 1."""
     table = read_folder(bands_dir(work, partition), BAND_SCHEMA)
     larger, smaller = components.bucket_edges(table["key"].to_numpy(), table["node"].to_numpy())
     candidates = len(larger)
-    if verify_threshold is not None and candidates:
-        similarity = minhash.estimated_jaccard(
-            gather_signatures(work, larger, params.num_hashes), gather_signatures(work, smaller, params.num_hashes)
-        )
-        keep = similarity >= verify_threshold
+    if config.verify_threshold is not None and candidates:
+        if config.verify_method == "shingles":
+            similarity = true_jaccard(work, larger, smaller)
+        else:
+            similarity = minhash.estimated_jaccard(
+                gather_signatures(work, larger, params.num_hashes), gather_signatures(work, smaller, params.num_hashes)
+            )
+        keep = similarity >= config.verify_threshold
         larger, smaller = larger[keep], smaller[keep]
     write_routed(work, 1, partition, larger, smaller, num_partitions)
     return {"candidate_edges": candidates, "edges": len(larger)}
@@ -391,7 +450,7 @@ def build(config: FuzzyDedupConfig, params: minhash.MinHashParams, shards: list[
         )
     with timed(seconds, "buckets"):
         buckets = run_round(
-            ray, work, "buckets", bucket_task, [(p, work, params, config.verify_threshold, num_partitions) for p in partitions],
+            ray, work, "buckets", bucket_task, [(p, work, params, config, num_partitions) for p in partitions],
             log=LOG, things="partitions", count="edges", unit="edges",
         )
     with timed(seconds, "components"):

@@ -211,6 +211,51 @@ def _signatures(data, offsets, char_mode, ngram, a, b):
     return result
 
 
+@numba.njit(cache=True)
+def _shingle_sets(data, offsets, char_mode, ngram):
+    num_docs = len(offsets) - 1
+    values = np.empty(len(data), dtype=np.uint32)  # a document has at most one shingle per byte
+    set_offsets = np.zeros(num_docs + 1, dtype=np.int64)
+    longest = 0
+    for d in range(num_docs):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    tokens = np.empty(longest, dtype=np.uint64)
+    shingles = np.empty(longest, dtype=np.uint64)
+    end = 0
+    for d in range(num_docs):
+        count = _tokens(data, offsets[d], offsets[d + 1], char_mode, tokens)
+        total = _shingles(tokens, count, ngram, shingles)
+        ordered = np.sort(shingles[:total])
+        for s in range(total):
+            if s == 0 or ordered[s] != ordered[s - 1]:
+                values[end] = ordered[s]
+                end += 1
+        set_offsets[d + 1] = end
+    return values[:end].copy(), set_offsets
+
+
+@numba.njit(cache=True)
+def _set_jaccard(values_a, offsets_a, rows_a, values_b, offsets_b, rows_b):
+    result = np.empty(len(rows_a), dtype=np.float64)
+    for i in range(len(rows_a)):
+        a, a_end = offsets_a[rows_a[i]], offsets_a[rows_a[i] + 1]
+        b, b_end = offsets_b[rows_b[i]], offsets_b[rows_b[i] + 1]
+        union = (a_end - a) + (b_end - b)
+        common = 0
+        while a < a_end and b < b_end:  # merge of two sorted sets
+            if values_a[a] < values_b[b]:
+                a += 1
+            elif values_a[a] > values_b[b]:
+                b += 1
+            else:
+                common += 1
+                a += 1
+                b += 1
+        union -= common
+        result[i] = common / union if union else 1.0
+    return result
+
+
 # -- on Arrow arrays -------------------------------------------------------------------------------
 
 
@@ -239,6 +284,24 @@ def shingle_hashes(normalized: str, params: MinHashParams) -> np.ndarray:
     shingles = np.empty(len(data), dtype=np.uint64)
     count = _tokens(data, 0, len(data), params.shingle == "char", tokens)
     return shingles[: _shingles(tokens, count, params.ngram, shingles)].copy()
+
+
+def shingle_sets(normalized: pa.Array, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's distinct shingle hashes, sorted: (values uint32, offsets int64 of documents + 1);
+    document d's set is values[offsets[d]:offsets[d + 1]]. The exact Jaccard similarity of two such sets
+    is that of the documents' shingle sets, up to 32-bit hash collisions (the hashes MinHash permutes)."""
+    data, offsets = _utf8_buffers(normalized)
+    return _shingle_sets(data, offsets, params.shingle == "char", params.ngram)
+
+
+def set_jaccard(
+    sets_a: tuple[np.ndarray, np.ndarray], rows_a: np.ndarray, sets_b: tuple[np.ndarray, np.ndarray], rows_b: np.ndarray
+) -> np.ndarray:
+    """Per i: the Jaccard similarity of set rows_a[i] of sets_a and set rows_b[i] of sets_b, both
+    (values, offsets) as `shingle_sets` returns them (the values may be memory-mapped); two empty sets: 1."""
+    if len(rows_a) != len(rows_b):
+        raise ValueError(f"set_jaccard: {len(rows_a)} rows against {len(rows_b)}")
+    return _set_jaccard(sets_a[0], sets_a[1], rows_a.astype(np.int64), sets_b[0], sets_b[1], rows_b.astype(np.int64))
 
 
 def has_shingles(sigs: np.ndarray) -> np.ndarray:

@@ -146,11 +146,31 @@ def test_survivor_rules(ray_session, corpus, built, tmp_path):
     assert kept_ids(tmp_path / "ranked")[2] == ["b2", "b0-copy", "b5"]
 
 
-def test_verification_drops_candidates_below_the_threshold(ray_session, corpus, tmp_path):
-    stats = main(config(corpus[0], tmp_path / "out", verify_threshold=1.0))
-    # Only identical signatures pass: the exact copy; the edited copies are candidates but dropped.
+@pytest.mark.parametrize("method", ["shingles", "signature"])
+def test_verification_drops_candidates_below_the_threshold(ray_session, corpus, tmp_path, method):
+    stats = main(config(corpus[0], tmp_path / "out", verify_threshold=1.0, verify_method=method))
+    # Only identical shingle sets (or signatures) pass: the exact copy; the edited copies are candidates but dropped.
     assert {i: s for i, (_, s) in clusters(tmp_path / "out").items()} == {"b0": "b0", "b0-copy": "b0"}
     assert stats["candidate_edges"] > stats["edges"] >= 1
+    assert not (tmp_path / "out" / "_work").exists()  # the shingle sets go with the work files
+
+
+def test_shingle_verification_uses_the_true_jaccard_of_the_pair(ray_session, corpus, tmp_path):
+    texts = corpus[1]
+    params = fuzzy_dedup.minhash.fineweb()
+
+    def shingles(document_id: str) -> set[int]:
+        normalized = fuzzy_dedup.minhash.normalize(pa.array([texts[document_id]]))[0].as_py()
+        return set(fuzzy_dedup.minhash.shingle_hashes(normalized, params).tolist())
+
+    a, b = shingles("b1"), shingles("b1-longer")
+    true = len(a & b) / len(a | b)
+    assert 0.8 < true < 1.0
+    # At exactly the pair's Jaccard it stays; a hair above it goes (an estimate would not hit this edge).
+    main(config(corpus[0], tmp_path / "at", verify_threshold=true))
+    assert clusters(tmp_path / "at")["b1-longer"][1] == "b1"
+    main(config(corpus[0], tmp_path / "above", verify_threshold=min(1.0, true + 1e-9)))
+    assert "b1-longer" not in clusters(tmp_path / "above")
 
 
 def test_a_rerun_after_a_crash_redoes_only_unfinished_tasks(ray_session, corpus, built, tmp_path, monkeypatch):
@@ -219,6 +239,8 @@ def test_config_errors_name_the_problem(ray_session, corpus, tmp_path):
         load_config(FuzzyDedupConfig, overrides=["survivor=source_rank"])
     with pytest.raises(ConfigError, match="verify_threshold"):
         load_config(FuzzyDedupConfig, overrides=["verify_threshold=1.5"])
+    with pytest.raises(ConfigError, match="verify_method must be one of shingles, signature"):
+        load_config(FuzzyDedupConfig, overrides=["verify_method=exact"])
     with pytest.raises(ConfigError, match="preset=custom"):
         main(config(corpus[0], tmp_path / "out", bands=20))
     with pytest.raises(ConfigError, match="input shards would be overwritten"):

@@ -80,6 +80,34 @@ def test_estimated_jaccard_is_close_to_the_true_value(overlap):
     assert abs(estimate - true) < 4 * np.sqrt(true * (1 - true) / params.num_hashes) + 1e-9
 
 
+def test_shingle_sets_are_the_sorted_distinct_shingles_of_each_document():
+    texts = ["a b c d e a b c d e", "", "... !!!", "one two", counting_text(0, 50)]
+    values, offsets = minhash.shingle_sets(minhash.normalize(pa.array(texts)), WORDS)
+    assert offsets.tolist() == [0, 5, 5, 5, 6, 52] and values.dtype == np.uint32
+    for d, text in enumerate(texts):
+        expected = np.unique(minhash.shingle_hashes(minhash.normalize(pa.array([text]))[0].as_py(), WORDS))
+        np.testing.assert_array_equal(values[offsets[d] : offsets[d + 1]], expected)
+
+
+@pytest.mark.parametrize("params", [WORDS, CHARS], ids=["words", "chars"])
+def test_set_jaccard_is_the_exact_jaccard_of_the_shingle_sets(params):
+    rng = np.random.default_rng(3)
+    vocabulary = [f"w{i}" for i in range(60)]
+    texts = [" ".join(rng.choice(vocabulary, size=int(rng.integers(0, 80)))) for _ in range(30)]
+    texts += [texts[0], ""]  # a copy; a second empty text
+    normalized = minhash.normalize(pa.array(texts))
+    sets = minhash.shingle_sets(normalized, params)
+    rows_a, rows_b = np.repeat(np.arange(len(texts)), len(texts)), np.tile(np.arange(len(texts)), len(texts))
+    found = minhash.set_jaccard(sets, rows_a, sets, rows_b)
+    as_sets = [set(minhash.shingle_hashes(t, params).tolist()) for t in normalized.to_pylist()]
+    expected = [len(as_sets[a] & as_sets[b]) / len(as_sets[a] | as_sets[b]) if as_sets[a] | as_sets[b] else 1.0
+                for a, b in zip(rows_a, rows_b)]
+    np.testing.assert_array_equal(found, expected)
+    assert found[len(texts) * (len(texts) - 2)] == 1.0  # text 30 is a copy of text 0
+    with pytest.raises(ValueError, match="3 rows against 2"):
+        minhash.set_jaccard(sets, rows_a[:3], sets, rows_b[:2])
+
+
 def test_estimates_are_unbiased_over_many_pairs():
     rng = np.random.default_rng(0)
     errors = []
