@@ -4,9 +4,13 @@ Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fa
 prefix cache, dual cache, threshold 0.9 + dual cache. Two models:
 
 1. tiny: the diffusion model trained by `trainer.reversal` (loaded from --reversal-dir, trained there
-   first with its defaults when missing), asked the forward question of every fact at once (a batch of
-   N prompts `<bos> A1 A2 's parent is`, 4 tokens generated in one block of 4 steps, as the experiment
-   does). Beside the speed: forward-direction accuracy, and agreement with the exact mode's output.
+   first when missing), asked the forward question of every fact at once (a batch of N prompts
+   `<bos> A1 A2 's parent is`, the answer generated in one block, one step per token, as the experiment
+   does). With the experiment's defaults the answer is 4 tokens (`B1 B2 . <eos>`): 4 steps, little to
+   save. --canvas-length 32 trains (once, into out/reversal-canvas32) and asks a model whose facts were
+   padded with <eos> to 32 tokens, so the answer is 26 tokens, mostly <eos>: LLaDA's own usage, a fixed
+   generous gen_length, and the setting Fast-dLLM measures. Beside the speed: forward-direction accuracy,
+   and agreement with the exact mode's output.
 2. 1B-shaped: llada_1b (22 layers, d_model 2048, 32 heads, 4 kv heads, ffn 5634, vocab 126464; --layers
    for fewer, the table says how many) with random weights, fp32, one random prompt; tokens/s only.
    Random weights are never confident, so threshold decoding commits one token per step there: its
@@ -16,7 +20,7 @@ Tokens/s = generated tokens (batch x gen_length) / wall seconds, best of a few r
 forward passes and positions run come from the fast sampler's stats (exact: steps, steps x canvas).
 Runs about 4 minutes on 2 cores.
 
-    ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--layers 4] [--skip-1b] [--tiny-batch 1]
+    ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--canvas-length 32] [--layers 4] [--skip-1b]
 """
 
 from __future__ import annotations
@@ -100,7 +104,9 @@ def print_row(row: dict, exact_tokens_per_s: float) -> None:
     print(line, flush=True)
 
 
-def bench_tiny(reversal_dir: Path, *, block_length: int, batch_size: int | None, repeats: int) -> None:
+def bench_tiny(
+    reversal_dir: Path, *, canvas_length: int, block_length: int | None, batch_size: int | None, repeats: int
+) -> None:
     from common.config import from_dict
     from trainer import reversal
     from trainer.checkpoint import load_model
@@ -108,12 +114,13 @@ def bench_tiny(reversal_dir: Path, *, block_length: int, batch_size: int | None,
     results = reversal_dir / "results.json"
     if not results.is_file():
         print(f"[sampler_speed] no reversal run in {reversal_dir}: training one (minutes)", flush=True)
-        reversal.main(reversal.ReversalConfig(output_dir=str(reversal_dir)))
+        reversal.main(reversal.ReversalConfig(output_dir=str(reversal_dir), canvas_length=canvas_length))
     config = from_dict(reversal.ReversalConfig, json.loads(results.read_text())["config"])
     model = load_model(reversal_dir / "diffusion")
-    facts = reversal.fact_tensor(reversal.make_pairs(config.num_pairs, config.seed))
+    facts = reversal.fact_tensor(reversal.make_pairs(config.num_pairs, config.seed), config.canvas_length)
     prompt = reversal.forward_prompts(facts)  # (N, 6)
-    gen_length = reversal.FACT_LENGTH - reversal.FORWARD_PROMPT_LENGTH  # B1 B2 . <eos>
+    gen_length = config.canvas_length - reversal.FORWARD_PROMPT_LENGTH  # B1 B2 . <eos> and any padding
+    block_length = block_length or gen_length
     print_header(
         f"tiny (reversal-trained, {reversal_dir}): {prompt.shape[0]} prompts x {gen_length} tokens, "
         f"{batch_size or prompt.shape[0]} per call, block {block_length}, {gen_length} steps, "
@@ -160,8 +167,12 @@ def bench_1b(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reversal-dir", default="out/reversal", help="output_dir of a trainer.reversal run")
-    parser.add_argument("--tiny-block-length", type=int, default=4, help="4: one block, as the experiment; 2: two")
+    parser.add_argument("--canvas-length", type=int, default=10, help="tiny: the reversal run's canvas_length")
+    parser.add_argument(
+        "--reversal-dir", default=None, help="output_dir of a trainer.reversal run (default: out/reversal, or "
+        "out/reversal-canvas<N> with --canvas-length N other than 10)"
+    )
+    parser.add_argument("--tiny-block-length", type=int, default=None, help="default: one block, as the experiment")
     parser.add_argument("--tiny-batch", type=int, default=None, help="prompts per call (default: all at once)")
     parser.add_argument("--tiny-threads", type=int, default=1, help="threads for the tiny model (one is fastest)")
     parser.add_argument("--repeats", type=int, default=3, help="tiny: best of this many rounds over the modes")
@@ -179,8 +190,10 @@ def main() -> None:
     print(f"# sampler_speed: torch {torch.__version__}, {os.cpu_count()} CPUs", flush=True)
     if not args.skip_tiny:
         torch.set_num_threads(args.tiny_threads)
+        default_dir = "out/reversal" if args.canvas_length == 10 else f"out/reversal-canvas{args.canvas_length}"
         bench_tiny(
-            Path(args.reversal_dir),
+            Path(args.reversal_dir or default_dir),
+            canvas_length=args.canvas_length,
             block_length=args.tiny_block_length,
             batch_size=args.tiny_batch,
             repeats=args.repeats,

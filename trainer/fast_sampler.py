@@ -52,7 +52,9 @@ def generate_fast(
     threshold: commit every masked position of the current block whose probability is >= threshold, and
         at least the most confident one, per row; a block ends when it has no mask left. `steps` then bounds
         the steps per block (steps / number of blocks): a row that would not finish in the steps left commits
-        at least ceil(masks left / steps left), so every block completes. None: the exact schedule.
+        at least ceil(masks left / steps left), so every block completes. A row whose block is done is not
+        run again until the next block (the batch shrinks to the rows still decoding). None: the exact
+        schedule.
     cache: "none" (every step runs the whole canvas), "prefix" or "dual" (see the module docstring); both
         need a model whose forward takes position_ids, past_key_values and return_kv (trainer.model).
     stats: if given, filled with forward_passes (model calls), tokens_per_forward (gen_length / forward_passes:
@@ -120,32 +122,39 @@ def generate_fast(
         schedule = get_num_transfer_tokens(x[:, block_start:block_end] == mask_id, steps_per_block)  # (B, s)
         past = None  # the block's cache, from its first step
         for step in range(steps_per_block):
-            if threshold is not None and not (x[:, block_start:block_end] == mask_id).any():
-                break  # parallel decoding: the block is done early
+            rows = None  # the batch rows run at this step: all of them (None), or those with masks left
+            if threshold is not None:  # parallel decoding: a row whose block is done early waits for the others
+                pending = (x[:, block_start:block_end] == mask_id).any(dim=1)  # (B,)
+                if not pending.any():
+                    break  # the block is done early for every row
+                if not pending.all():
+                    rows = pending.nonzero().squeeze(1)
+            canvas = x if rows is None else x[rows]  # (b, L); a copy when rows are chosen, written back below
+            canvas_mask = attention_mask if attention_mask is None or rows is None else attention_mask[rows]
             # the model runs the window start..end-1 of the canvas: all of it at the block's first step (which
             # refreshes the cache) and always without a cache; else the block and, for "prefix", its right
             if step == 0 or cache == "none":
                 start, end = 0, L
                 if cache == "none":
-                    output = model(x) if attention_mask is None else model(x, attention_mask=attention_mask)
-                    logits = getattr(output, "logits", output)  # (B, L, V); a Hugging Face model returns .logits
-                else:
-                    logits, kv = model(x, attention_mask, return_kv=True)
+                    output = model(canvas) if canvas_mask is None else model(canvas, attention_mask=canvas_mask)
+                    logits = getattr(output, "logits", output)  # (b, L, V); a Hugging Face model returns .logits
+                else:  # step 0: every row still has its whole block masked, so rows is None
+                    logits, kv = model(canvas, canvas_mask, return_kv=True)
                     past = kv.slice(0, block_start)
                     if cache == "dual":
                         past = KVCache.cat([past, kv.slice(block_end, L)])
             else:
                 start, end = block_start, (L if cache == "prefix" else block_end)
                 logits = model(
-                    x[:, start:end],
-                    None if attention_mask is None else attention_mask[:, start:end],
+                    canvas[:, start:end],
+                    None if canvas_mask is None else canvas_mask[:, start:end],
                     position_ids=torch.arange(start, end, device=x.device),  # absolute: RoPE must match the cache
-                    past_key_values=past,
-                )  # (B, end - start, V)
+                    past_key_values=past if rows is None else past.rows(rows),
+                )  # (b, end - start, V)
             forward_passes += 1
-            positions_computed += B * (end - start)
+            positions_computed += canvas.shape[0] * (end - start)
 
-            window = x[:, start:end]  # (B, W), a view: committing writes into the canvas
+            window = canvas[:, start:end]  # (b, W), a view: committing writes into the canvas
             masked = window == mask_id
             masked[:, : block_start - start] = False  # only the current block is decoded
             masked[:, block_end - start :] = False
@@ -154,24 +163,26 @@ def generate_fast(
             )
             # B.4 (generate): end tokens 2 below every other candidate, so they are committed last
             order = torch.where(is_end, confidence - 2, confidence)
-            order = torch.where(masked, order, float("-inf"))  # (B, W)
+            order = torch.where(masked, order, float("-inf"))  # (b, W)
 
             if threshold is None:  # the exact schedule
                 count = schedule[:, step]  # (B,)
             else:  # enough to finish the block in the steps left, at least one while masks are left
-                count = -(-masked.sum(dim=1) // (steps_per_block - step))  # ceil, (B,)
+                count = -(-masked.sum(dim=1) // (steps_per_block - step))  # ceil, (b,)
             k_max = int(count.max())
-            top = order.topk(k_max, dim=-1).indices  # (B, k_max)
+            top = order.topk(k_max, dim=-1).indices  # (b, k_max)
             commit = torch.zeros_like(masked).scatter_(
                 1, top, torch.arange(k_max, device=x.device)[None, :] < count[:, None]
-            )  # (B, W)
+            )  # (b, W)
             if threshold is not None:
                 confident = masked & (confidence >= threshold)
                 if end_ids:  # end tokens only once nothing else is left in the row's block
-                    others_left = (masked & ~is_end).any(dim=1, keepdim=True)  # (B, 1)
+                    others_left = (masked & ~is_end).any(dim=1, keepdim=True)  # (b, 1)
                     confident &= ~is_end | ~others_left
                 commit |= confident
             window[...] = torch.where(commit & masked, x0, window)
+            if rows is not None:
+                x[rows] = canvas
 
     if stats is not None:
         stats.update(

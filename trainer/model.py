@@ -233,6 +233,14 @@ class KVCache:
             mask=None if self.mask is None else self.mask[:, start:end],
         )
 
+    def rows(self, index: torch.Tensor) -> KVCache:
+        """The cache of the batch rows `index` (1-D long tensor) only."""
+        return KVCache(
+            keys=[k[index] for k in self.keys],
+            values=[v[index] for v in self.values],
+            mask=None if self.mask is None else self.mask[index],
+        )
+
     @staticmethod
     def cat(caches: list[KVCache]) -> KVCache:
         """One cache holding the positions of all of caches, in order."""

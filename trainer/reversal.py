@@ -15,7 +15,9 @@ module reproduces that contrast in minutes on a CPU:
 
 Query formats (temperature 0 throughout):
 - diffusion, forward: `trainer.sampler.generate` completes `<bos> A1 A2 's parent is` with 4 tokens
-  (one block, 4 steps: one token committed per step), so the canvas has the training length;
+  (one block, 4 steps: one token committed per step), so the canvas has the training length. With
+  canvas_length > 10 every training row is the fact padded with <eos>, as LLaDA's SFT pads answers
+  (SPEC-diffusion.md "SFT"), and the answer is canvas_length - 6 tokens: B1 B2 . <eos> <eos> ...;
 - diffusion, reverse: an infill of the canvas `<bos> [M] [M] 's parent is B1 B2 . <eos>` with the same
   low-confidence procedure (`infill`, 2 steps);
 - autoregressive, forward: greedy decoding of 2 tokens after `<bos> A1 A2 's parent is`;
@@ -88,6 +90,11 @@ class ReversalConfig:
     load, two threads stall at every parallel region (measured 70-80x slower per step here)."""
     seed: int = 0
     """Seeds the names, the pairing, the initial weights (shared by both models), batch order and masking."""
+    canvas_length: int = FACT_LENGTH
+    """Tokens per training row and per question: the 10-token fact, then <eos> up to this length (LLaDA's
+    SFT pads answers with <eos> the same way). The forward question generates canvas_length - 6 tokens in
+    as many steps, mostly <eos>, which is how LLaDA is used (a fixed, generous gen_length) and where fast
+    sampling has room to save steps (bench/sampler_speed.py --canvas-length 32)."""
 
     def __post_init__(self) -> None:
         max_pairs = len(SYLLABLES) ** NAME_LENGTH // 2
@@ -104,6 +111,8 @@ class ReversalConfig:
             raise ConfigError(
                 f"eval_steps must be a non-empty list of steps in [1, steps={self.steps}], got {self.eval_steps}"
             )
+        if self.canvas_length < FACT_LENGTH:
+            raise ConfigError(f"canvas_length must be at least {FACT_LENGTH} (one fact), got {self.canvas_length}")
         if not 0 < self.eps < 1:
             raise ConfigError(f"eps must be in (0, 1), got {self.eps}")
         if self.lr <= 0 or self.warmup_steps < 0 or self.weight_decay < 0:
@@ -158,11 +167,12 @@ def decode(ids) -> str:
     return " ".join(out).replace(" 's", "'s").replace(" .", ".")
 
 
-def fact_tensor(pairs):
-    """(N, 10) long tensor of the training facts."""
+def fact_tensor(pairs, canvas_length: int = FACT_LENGTH):
+    """(N, canvas_length) long tensor of the training facts, each padded with <eos> after its own."""
     import torch
 
-    return torch.tensor([fact_ids(child, parent) for child, parent in pairs], dtype=torch.long)
+    padding = [EOS_ID] * (canvas_length - FACT_LENGTH)
+    return torch.tensor([fact_ids(child, parent) + padding for child, parent in pairs], dtype=torch.long)
 
 
 # -- queries -------------------------------------------------------------------------------------------
@@ -174,7 +184,7 @@ def forward_prompts(facts):
 
 
 def reverse_canvases(facts):
-    """(N, 10) `<bos> [M] [M] 's parent is B1 B2 . <eos>`: the diffusion model's reverse question."""
+    """(N, L) `<bos> [M] [M] 's parent is B1 B2 . <eos> ...`: the diffusion model's reverse question."""
     canvas = facts.clone()
     canvas[:, SUBJECT] = MASK_ID
     return canvas
@@ -243,14 +253,14 @@ def rank_subjects(model, facts, chunk: int = 8192):
 
     n = facts.shape[0]
     subjects = facts[:, SUBJECT]  # (N, 2)
-    candidates = facts[:, None, :].repeat(1, n, 1)  # (N queries, N candidates, 10)
+    candidates = facts[:, None, :].repeat(1, n, 1)  # (N queries, N candidates, L)
     candidates[:, :, SUBJECT] = subjects[None, :, :]
-    flat = candidates.view(-1, FACT_LENGTH)
+    flat = candidates.view(-1, facts.shape[1])
     scores = []
     with torch.no_grad():
         for start in range(0, flat.shape[0], chunk):
             ids = flat[start : start + chunk]
-            logp = F.log_softmax(model(ids[:, :-1]).float(), dim=-1)  # (b, 9, V)
+            logp = F.log_softmax(model(ids[:, :-1]).float(), dim=-1)  # (b, L - 1, V)
             scores.append(logp.gather(-1, ids[:, 1:, None]).squeeze(-1).sum(dim=1))  # (b,)
     best = torch.cat(scores).view(n, n).argmax(dim=1)  # (N,)
     return subjects[best]
@@ -260,7 +270,8 @@ def evaluate_diffusion(model, facts) -> dict[str, float]:
     from trainer.sampler import generate
 
     model.eval()
-    completed = generate(model, forward_prompts(facts), steps=4, gen_length=4, block_length=4, mask_id=MASK_ID)
+    answer = facts.shape[1] - FORWARD_PROMPT_LENGTH  # B1 B2 . <eos> and the padding, one token per step
+    completed = generate(model, forward_prompts(facts), steps=answer, gen_length=answer, block_length=answer, mask_id=MASK_ID)
     filled = infill(model, reverse_canvases(facts), steps=NAME_LENGTH)
     model.train()
     return {
@@ -301,7 +312,7 @@ def autoregressive_loss(model, ids, generator, eps: float):
     """Next-token cross-entropy: every token predicted from the ones before it."""
     import torch.nn.functional as F
 
-    logits = model(ids[:, :-1])  # (B, 9, V)
+    logits = model(ids[:, :-1])  # (B, L - 1, V)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
 
 
@@ -363,7 +374,7 @@ def train_and_evaluate(config: ReversalConfig, facts, *, causal: bool, log=print
             row = {
                 "model": kind,
                 "steps": step,
-                "tokens": step * config.batch_size * FACT_LENGTH,
+                "tokens": step * config.batch_size * facts.shape[1],
                 "loss": loss.item(),
                 "train_seconds": round(train_seconds, 2),
                 "eval_seconds": round(time.perf_counter() - eval_start, 2),
@@ -397,7 +408,7 @@ def run(config: ReversalConfig, *, log=print) -> dict:
     import torch
 
     pairs = make_pairs(config.num_pairs, config.seed)
-    facts = fact_tensor(pairs)
+    facts = fact_tensor(pairs, config.canvas_length)
     log(f"{LOG} {len(pairs)} facts, e.g. {decode(facts[0].tolist())!r}; vocabulary {len(VOCAB)} tokens")
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)

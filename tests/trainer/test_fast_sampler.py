@@ -109,11 +109,23 @@ class Recording(nn.Module):
 
 
 def committed_per_call(model: Recording, out: torch.Tensor, prompt_length: int) -> list[torch.Tensor]:
-    """For each model call, the generated positions (B, G) it committed."""
-    canvases = model.calls + [out]
-    return [
-        ((before == MASK_ID) & (after != MASK_ID))[:, prompt_length:] for before, after in zip(canvases, canvases[1:])
-    ]
+    """For each model call, the generated positions (B, G) it committed. A call may run only some rows
+    (threshold decoding drops rows whose block is done): each called row is told by its prompt, and what
+    it committed is what changed before that row's next call (or the output)."""
+    prompts = out[:, :prompt_length]
+    called = []  # per call: the batch row of each of its rows
+    for ids in model.calls:
+        matches = (ids[:, None, :prompt_length] == prompts[None]).all(dim=-1)  # (called rows, B)
+        assert (matches.sum(dim=1) == 1).all(), "every called row is one batch row (distinct prompts)"
+        called.append(matches.int().argmax(dim=1).tolist())
+    result = []
+    for c, (ids, rows) in enumerate(zip(model.calls, called)):
+        committed = torch.zeros(out.shape[0], out.shape[1] - prompt_length, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            later = next((model.calls[d][called[d].index(row)] for d in range(c + 1, len(called)) if row in called[d]), out[row])
+            committed[row] = ((ids[i] == MASK_ID) & (later != MASK_ID))[prompt_length:]
+        result.append(committed)
+    return result
 
 
 def test_threshold_commits_block_by_block():
@@ -136,6 +148,58 @@ def test_threshold_commits_block_by_block():
                 assert decoded[row, : block * block_length].all()
     assert decoded.all()
     assert any(int(c.sum(dim=1).max()) > 1 for c in committed_per_call(model, out, prompt.shape[1]))  # parallel
+
+
+class SureOfOneRow(nn.Module):
+    """Certain of token 5 everywhere in rows whose first token is `sure_first`; uniform (never confident)
+    elsewhere."""
+
+    def __init__(self, sure_first: int):
+        super().__init__()
+        self.sure_first, self.calls = sure_first, []
+
+    def forward(self, ids, attention_mask=None):
+        self.calls.append(ids.clone())
+        logits = torch.zeros(*ids.shape, VOCAB)
+        logits[ids[:, 0] == self.sure_first, :, 5] = 50.0
+        return logits
+
+
+def test_rows_done_early_are_not_run_again():
+    prompt = random_prompt(2, 3)
+    model = Recording(SureOfOneRow(int(prompt[0, 0])))
+    stats = {}
+    out = generate_fast(model, prompt, steps=8, gen_length=8, block_length=8, mask_id=MASK_ID, threshold=0.9, stats=stats)
+    assert (out[0, 3:] == 5).all() and not (out == MASK_ID).any()
+    # row 0 is done after the first call; row 1 commits one token per call, alone
+    assert [ids.shape[0] for ids in model.calls] == [2] + [1] * 7
+    assert stats["forward_passes"] == 8 and stats["positions_computed"] == 2 * 11 + 7 * 11
+    assert [int(c.sum()) for c in committed_per_call(model, out, 3)] == [8 + 1] + [1] * 7
+
+
+class CountingRows(nn.Module):
+    """A MaskPredictor that records how many rows each call runs (the cached modes need its forward)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.rows = model, []
+
+    def forward(self, ids, attention_mask=None, *, position_ids=None, past_key_values=None, return_kv=False):
+        self.rows.append(ids.shape[0])
+        return self.model(ids, attention_mask, position_ids=position_ids, past_key_values=past_key_values, return_kv=return_kv)
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_a_shrinking_batch_keeps_each_rows_cache(cache):
+    # Rows finish their blocks at different calls; each row left must be decoded with its own cached keys
+    # and values, so the batch gives what each prompt alone gives.
+    prompt = random_prompt(4, 5)
+    model = CountingRows(confident_model())
+    kwargs = dict(steps=16, gen_length=16, block_length=8, mask_id=MASK_ID, threshold=0.9, cache=cache)
+    together = generate_fast(model, prompt, **kwargs)
+    assert min(model.rows) < 4, "some call ran fewer rows (the case under test)"
+    alone = torch.cat([generate_fast(model, prompt[i : i + 1], **kwargs) for i in range(4)])
+    assert together.tolist() == alone.tolist()
 
 
 @pytest.mark.parametrize("cache", ["none", "prefix", "dual"])

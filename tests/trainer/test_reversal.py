@@ -53,6 +53,8 @@ def test_fact_layout_and_decode():
     assert facts.tolist() == [expected]
     assert decode(expected) == "<bos> Kalo's parent is Mitu. <eos>"
     assert len(VOCAB) == 4 + 70 + 4
+    padded = fact_tensor([(("ka", "lo"), ("mi", "tu"))], canvas_length=14)
+    assert padded.tolist() == [expected + [EOS_ID] * 4]  # <eos> padding, as LLaDA's SFT pads answers
 
 
 def test_query_builders():
@@ -146,7 +148,24 @@ def test_config_validation_and_cli(capsys):
         ReversalConfig(steps=10, eval_steps=[20])
     with pytest.raises(ConfigError, match="num_pairs"):
         ReversalConfig(num_pairs=5000)
+    with pytest.raises(ConfigError, match="canvas_length must be at least 10"):
+        ReversalConfig(canvas_length=9)
     assert run_job(ReversalConfig, reversal.main, ["--dry-run", "num_pairs=20", "eval_steps=5,10", "steps=10"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["num_pairs"] == 20 and printed["eval_steps"] == [5, 10]
     assert run_job(ReversalConfig, reversal.main, ["steps=0"]) == 2
+
+
+def test_a_padded_canvas_trains_and_asks_the_longer_answer(tmp_path, monkeypatch):
+    from trainer import sampler
+
+    original, asked = sampler.generate, []
+
+    def recording_generate(model, prompt, **kwargs):
+        asked.append((prompt.shape[1], kwargs["gen_length"], kwargs["steps"], kwargs["block_length"]))
+        return original(model, prompt, **kwargs)
+
+    monkeypatch.setattr(sampler, "generate", recording_generate)
+    result = reversal.main(small_config(output_dir=str(tmp_path), canvas_length=16))
+    assert asked == [(6, 10, 10, 10)] * 2  # two eval steps: the answer and its padding, one token per step
+    assert [r["tokens"] for r in result["rows"]] == [1 * 4 * 16, 3 * 4 * 16] * 2
