@@ -1,7 +1,8 @@
 """Tokens/s of the exact sampler against the fast modes, on the same models.
 
 Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fast` with threshold 0.9,
-prefix cache, dual cache, threshold 0.9 + dual cache. Two models:
+prefix cache, dual cache, threshold 0.9 + dual cache, and the last two with the cache rebuilt every 2
+steps of a block (refresh_every=2) instead of once per block. Two models:
 
 1. tiny: the diffusion model trained by `trainer.reversal` (loaded from --reversal-dir, trained there
    first when missing), asked the forward question of every fact at once (a batch of N prompts
@@ -45,6 +46,8 @@ MODES = [
     ("prefix cache", {"cache": "prefix"}),
     ("dual cache", {"cache": "dual"}),
     ("threshold 0.9 + dual", {"threshold": 0.9, "cache": "dual"}),
+    ("dual, refresh every 2", {"cache": "dual", "refresh_every": 2}),
+    ("threshold 0.9 + dual, refresh every 2", {"threshold": 0.9, "cache": "dual", "refresh_every": 2}),
 ]
 
 

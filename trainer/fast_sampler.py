@@ -37,6 +37,7 @@ def generate_fast(
     mask_id: int,
     threshold: float | None = None,
     cache: str = "none",
+    refresh_every: int | None = None,
     temperature: float = 0.0,
     remasking: str = "low_confidence",
     attention_mask: torch.Tensor | None = None,
@@ -57,6 +58,9 @@ def generate_fast(
         schedule.
     cache: "none" (every step runs the whole canvas), "prefix" or "dual" (see the module docstring); both
         need a model whose forward takes position_ids, past_key_values and return_kv (trainer.model).
+    refresh_every: with a cache, also run the whole canvas and rebuild the cache every this many steps
+        of a block (step 0 always), so the cached keys and values see the tokens committed since; None:
+        once per block, as Fast-dLLM. 1 is the no-cache computation.
     stats: if given, filled with forward_passes (model calls), tokens_per_forward (gen_length / forward_passes:
         tokens committed per row per call) and positions_computed (token positions run through the model,
         summed over the batch and the calls).
@@ -80,6 +84,8 @@ def generate_fast(
         raise ValueError(f"generate_fast: remasking must be one of {', '.join(REMASKING)}, got {remasking!r}")
     if cache not in CACHES:
         raise ValueError(f"generate_fast: cache must be one of {', '.join(CACHES)}, got {cache!r}")
+    if refresh_every is not None and (refresh_every < 1 or cache == "none"):
+        raise ValueError(f"generate_fast: refresh_every must be >= 1 and needs a cache, got {refresh_every} with cache={cache!r}")
     if threshold is not None and threshold <= 0:
         raise ValueError(f"generate_fast: threshold must be > 0 (or None for the exact schedule), got {threshold}")
     if threshold is not None and remasking != "low_confidence":
@@ -122,23 +128,25 @@ def generate_fast(
         schedule = get_num_transfer_tokens(x[:, block_start:block_end] == mask_id, steps_per_block)  # (B, s)
         past = None  # the block's cache, from its first step
         for step in range(steps_per_block):
+            refresh = cache != "none" and step % (refresh_every or steps_per_block) == 0
             rows = None  # the batch rows run at this step: all of them (None), or those with masks left
             if threshold is not None:  # parallel decoding: a row whose block is done early waits for the others
                 pending = (x[:, block_start:block_end] == mask_id).any(dim=1)  # (B,)
                 if not pending.any():
                     break  # the block is done early for every row
-                if not pending.all():
+                if not pending.all() and not refresh:  # a refresh rebuilds every row's cache
                     rows = pending.nonzero().squeeze(1)
             canvas = x if rows is None else x[rows]  # (b, L); a copy when rows are chosen, written back below
             canvas_mask = attention_mask if attention_mask is None or rows is None else attention_mask[rows]
-            # the model runs the window start..end-1 of the canvas: all of it at the block's first step (which
-            # refreshes the cache) and always without a cache; else the block and, for "prefix", its right
-            if step == 0 or cache == "none":
+            # the model runs the window start..end-1 of the canvas: all of it when it refreshes the cache (the
+            # block's first step, and every refresh_every) and always without a cache; else the block and, for
+            # "prefix", its right
+            if refresh or cache == "none":
                 start, end = 0, L
                 if cache == "none":
                     output = model(canvas) if canvas_mask is None else model(canvas, attention_mask=canvas_mask)
                     logits = getattr(output, "logits", output)  # (b, L, V); a Hugging Face model returns .logits
-                else:  # step 0: every row still has its whole block masked, so rows is None
+                else:  # a refresh runs every row (rows is None)
                     logits, kv = model(canvas, canvas_mask, return_kv=True)
                     past = kv.slice(0, block_start)
                     if cache == "dual":

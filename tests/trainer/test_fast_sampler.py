@@ -81,6 +81,26 @@ def test_caches_are_exact_for_a_one_layer_model(cache, padded):
     assert generate_fast(model, prompt, cache=cache, **kwargs).tolist() == expected.tolist()
 
 
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_a_cache_refreshed_every_step_is_the_exact_computation(cache):
+    # Two layers: a cache kept for a whole block is an approximation; rebuilt at every step it holds exactly
+    # what a full forward computes, so the sampler must then decode exactly as generate does.
+    prompt, attention_mask = batch(True)
+    model = confident_model()
+    kwargs = dict(steps=8, gen_length=12, block_length=6, mask_id=MASK_ID, attention_mask=attention_mask)
+    stats = {}
+    out = generate_fast(model, prompt, cache=cache, refresh_every=1, stats=stats, **kwargs)
+    assert out.tolist() == generate(model, prompt, **kwargs).tolist()
+    assert stats["positions_computed"] == 8 * prompt.shape[0] * (prompt.shape[1] + 12)  # all full passes
+    generate_fast(model, prompt, cache=cache, refresh_every=2, stats=stats, **kwargs)
+    B, L = prompt.shape[0], prompt.shape[1] + 12
+    windows = [6, 6] if cache == "dual" else [12, 6]  # per block: the block (dual), or it and its right
+    # 4 steps a block: full passes at steps 0 and 2, the window at steps 1 and 3
+    assert stats["positions_computed"] == 4 * B * L + 2 * B * sum(windows)
+    with pytest.raises(ValueError, match="refresh_every must be >= 1 and needs a cache"):
+        generate_fast(model, prompt, refresh_every=2, **kwargs)
+
+
 @pytest.mark.parametrize("cache", ["none", "prefix", "dual"])
 @pytest.mark.parametrize("padded", [False, True], ids=["no padding", "left padding"])
 def test_threshold_fills_every_mask_in_fewer_forward_passes(padded, cache):
