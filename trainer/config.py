@@ -127,10 +127,34 @@ class SampleConfig:
     """low_confidence or random."""
     seed: int = 0
     """Seed for temperature > 0 or random remasking."""
+    threshold: float | None = None
+    """Fast sampling (trainer.fast_sampler): commit every masked position of the block whose probability
+    reaches this (0.9 in Fast-dLLM; 19x faster at -0.5 point on bench/README.md's reversal task). Empty: the
+    exact schedule."""
+    cache: str = "none"
+    """Fast sampling: "none", "prefix" or "dual" key/value cache, refreshed per block (an approximation:
+    see bench/README.md for what it costs a small model)."""
+    refresh_every: int | None = None
+    """Fast sampling with a cache: also rebuild it every this many steps of a block. Empty: once per block."""
+
+    @property
+    def fast(self) -> bool:
+        """Whether trainer.fast_sampler.generate_fast samples (any fast option set)."""
+        return self.threshold is not None or self.cache != "none"
 
     def __post_init__(self) -> None:
         if self.remasking not in ("low_confidence", "random"):
             raise ConfigError(f"remasking must be low_confidence or random, got {self.remasking!r}")
+        if self.cache not in ("none", "prefix", "dual"):
+            raise ConfigError(f"cache must be none, prefix or dual, got {self.cache!r}")
+        if self.threshold is not None and not 0 < self.threshold <= 1:
+            raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.refresh_every is not None and (self.refresh_every < 1 or self.cache == "none"):
+            raise ConfigError("refresh_every must be >= 1 and needs cache=prefix or cache=dual")
+        if self.fast and self.cfg_scale:
+            raise ConfigError("classifier-free guidance (cfg_scale) is offered by the exact sampler only: unset threshold and cache")
+        if self.threshold is not None and self.remasking != "low_confidence":
+            raise ConfigError("threshold needs remasking=low_confidence")
         if self.gen_length % self.block_length:
             raise ConfigError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
         if self.steps % (self.gen_length // self.block_length):

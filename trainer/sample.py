@@ -19,6 +19,7 @@ def main(config: SampleConfig) -> dict:
     from common.paths import require_paths
     from tokenizer.encode import Tokenizer
     from trainer.checkpoint import load_model
+    from trainer.fast_sampler import generate_fast
     from trainer.sampler import generate
 
     require_paths([config.checkpoint, config.tokenizer_dir])
@@ -30,11 +31,17 @@ def main(config: SampleConfig) -> dict:
         prompt_ids = [tokenizer.bos_id] + tokenizer.encode(config.prompt)
     torch.manual_seed(config.seed)
     prompt = torch.tensor([prompt_ids])
-    output = generate(
-        model, prompt, steps=config.steps, gen_length=config.gen_length, block_length=config.block_length,
-        temperature=config.temperature, cfg_scale=config.cfg_scale, remasking=config.remasking,
+    common = dict(
+        steps=config.steps, gen_length=config.gen_length, block_length=config.block_length,
+        temperature=config.temperature, remasking=config.remasking,
         mask_id=tokenizer.mask_id, eos_id=tokenizer.eos_id, eot_id=tokenizer.eot_id,
     )
+    if config.fast:
+        output = generate_fast(
+            model, prompt, threshold=config.threshold, cache=config.cache, refresh_every=config.refresh_every, **common
+        )
+    else:
+        output = generate(model, prompt, cfg_scale=config.cfg_scale, **common)
     generated = output[0, prompt.shape[1] :].tolist()
     # Everything after the first EOS is padding the model learned to emit (spec, SFT).
     if tokenizer.eos_id in generated:

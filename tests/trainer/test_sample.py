@@ -1,0 +1,61 @@
+"""The sample job: a completion from a checkpoint, by the exact sampler or the opt-in fast modes."""
+
+import json
+
+import pytest
+import torch
+
+from common.config import ConfigError
+from common.paths import PROJECT_ROOT
+from tests.tokenizer import train_tokenizer, write_corpus
+from trainer import sample
+from trainer.config import SampleConfig
+from trainer.model import MaskPredictor, model_config
+from trainer.reversal import save_model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """(checkpoint dir, tokenizer dir): a randomly initialized tiny model over a small trained tokenizer."""
+    from tokenizer.encode import Tokenizer
+
+    root = tmp_path_factory.mktemp("sample")
+    lines = (PROJECT_ROOT / "data" / "demo" / "conversations.jsonl").read_text().splitlines()
+    texts = [m["content"] for line in lines for m in json.loads(line)["messages"]]
+    documents = [{"id": str(i), "text": " ".join(texts[i : i + 20]), "source": "demo"} for i in range(0, len(texts), 20)]
+    write_corpus(root / "corpus", documents)
+    train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=512)
+    tokenizer = Tokenizer.load(root / "tokenizer")
+    torch.manual_seed(0)
+    model = MaskPredictor(model_config("tiny", vocab_size=tokenizer.vocab_size))
+    save_model(model, root / "model")
+    return root / "model", root / "tokenizer"
+
+
+def run(checkpoint, **overrides) -> dict:
+    values = {"checkpoint": str(checkpoint[0]), "tokenizer_dir": str(checkpoint[1]), "gen_length": 16,
+              "block_length": 8, "steps": 16, "prompt": "What does ls do?"}
+    return sample.main(SampleConfig(**(values | overrides)))
+
+
+def test_exact_and_fast_modes_complete_the_prompt(checkpoint):
+    exact = run(checkpoint)
+    # rebuilt at every step, the dual cache is the exact computation: the same completion
+    assert run(checkpoint, cache="dual", refresh_every=1)["completion"] == exact["completion"]
+    fast = run(checkpoint, threshold=0.9, cache="dual")
+    assert isinstance(fast["completion"], str) and fast["config"]["cache"] == "dual"
+    records = [json.loads(line) for line in (checkpoint[0] / "samples.jsonl").read_text().splitlines()]
+    assert [r["config"]["threshold"] for r in records[-3:]] == [None, None, 0.9]
+
+
+def test_fast_options_are_checked():
+    with pytest.raises(ConfigError, match="cache must be none, prefix or dual"):
+        SampleConfig(cache="full")
+    with pytest.raises(ConfigError, match="threshold must be in"):
+        SampleConfig(threshold=1.5)
+    with pytest.raises(ConfigError, match="refresh_every must be >= 1 and needs cache"):
+        SampleConfig(refresh_every=2)
+    with pytest.raises(ConfigError, match="exact sampler only"):
+        SampleConfig(threshold=0.9, cfg_scale=1.0)
+    with pytest.raises(ConfigError, match="threshold needs remasking=low_confidence"):
+        SampleConfig(threshold=0.9, remasking="random")
