@@ -1,7 +1,7 @@
 """Tokens/s of the exact sampler against the fast modes, on the same models.
 
-Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fast` with threshold 0.9,
-prefix cache, dual cache, threshold 0.9 + dual cache, and the last two with the cache rebuilt every 2
+Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fast` with threshold 0.9
+(--threshold), prefix cache, dual cache, threshold 0.9 + dual cache, and the last two with the cache rebuilt every 2
 steps of a block (refresh_every=2) instead of once per block. Two models:
 
 1. tiny: the diffusion model trained by `trainer.reversal` (loaded from --reversal-dir, trained there
@@ -18,7 +18,8 @@ steps of a block (refresh_every=2) instead of once per block. Two models:
    speed-up shows on the trained model.
 
 Tokens/s = generated tokens (batch x gen_length) / wall seconds, best of a few rounds over all modes;
-forward passes and positions run come from the fast sampler's stats (exact: steps, steps x canvas).
+forward passes, positions run and cache MB (the most keys and values a call holds for its cache) come from
+the fast sampler's stats (exact: steps, steps x canvas, no cache).
 Runs about 4 minutes on 2 cores.
 
     ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 python bench/sampler_speed.py [--canvas-length 32] [--layers 4] [--skip-1b]
@@ -39,25 +40,28 @@ import torch  # noqa: E402
 
 from trainer.sampler import generate  # noqa: E402
 
-# (name, generate_fast keyword arguments); None: the exact sampler
-MODES = [
-    ("exact", None),
-    ("threshold 0.9", {"threshold": 0.9, "cache": "none"}),
-    ("prefix cache", {"cache": "prefix"}),
-    ("dual cache", {"cache": "dual"}),
-    ("threshold 0.9 + dual", {"threshold": 0.9, "cache": "dual"}),
-    ("dual, refresh every 2", {"cache": "dual", "refresh_every": 2}),
-    ("threshold 0.9 + dual, refresh every 2", {"threshold": 0.9, "cache": "dual", "refresh_every": 2}),
-]
+def modes(threshold: float) -> list[tuple[str, dict | None]]:
+    """(name, generate_fast keyword arguments) of every mode; None: the exact sampler."""
+    t = f"threshold {threshold:g}"
+    return [
+        ("exact", None),
+        (t, {"threshold": threshold, "cache": "none"}),
+        ("prefix cache", {"cache": "prefix"}),
+        ("dual cache", {"cache": "dual"}),
+        (f"{t} + dual", {"threshold": threshold, "cache": "dual"}),
+        ("dual, refresh every 2", {"cache": "dual", "refresh_every": 2}),
+        (f"{t} + dual, refresh every 2", {"threshold": threshold, "cache": "dual", "refresh_every": 2}),
+    ]
 
 
 def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mask_id, batch_size=None):
     """One mode over all prompts, `batch_size` rows per call (all at once when None): (output ids, seconds,
-    forward passes per call (mean over the calls), token positions run through the model in all)."""
+    forward passes per call (mean over the calls), token positions run through the model in all, the most
+    bytes of cached keys and values held by a call)."""
     from trainer.fast_sampler import generate_fast
 
     chunks = prompt.split(batch_size or prompt.shape[0])
-    outputs, passes, positions = [], 0, 0
+    outputs, passes, positions, cache_bytes = [], 0, 0, 0
     start = time.perf_counter()
     for chunk in chunks:
         stats: dict = {}
@@ -65,31 +69,32 @@ def run_mode(model, prompt, fast_kwargs, *, steps, gen_length, block_length, mas
         if fast_kwargs is None:
             outputs.append(generate(model, chunk, **kwargs))
             canvas_positions = chunk.shape[0] * (chunk.shape[1] + gen_length)
-            stats = {"forward_passes": steps, "positions_computed": steps * canvas_positions}
+            stats = {"forward_passes": steps, "positions_computed": steps * canvas_positions, "cache_bytes": 0}
         else:
             outputs.append(generate_fast(model, chunk, **kwargs, **fast_kwargs, stats=stats))
         passes += stats["forward_passes"]
         positions += stats["positions_computed"]
+        cache_bytes = max(cache_bytes, stats["cache_bytes"])
     seconds = time.perf_counter() - start
-    return torch.cat(outputs), seconds, passes / len(chunks), positions
+    return torch.cat(outputs), seconds, passes / len(chunks), positions, cache_bytes
 
 
-def run_modes(model, prompt, *, repeats: int, **kwargs) -> list[dict]:
+def run_modes(model, prompt, *, modes: list, repeats: int, **kwargs) -> list[dict]:
     """Every mode, `repeats` rounds: per mode its output, best seconds, passes and positions. Rounds go
     over all modes in turn, so that a burst of load from elsewhere slows every mode, not one."""
-    results = [{"mode": name, "seconds": float("inf")} for name, _ in MODES]
+    results = [{"mode": name, "seconds": float("inf")} for name, _ in modes]
     for _ in range(repeats):
-        for result, (_, fast_kwargs) in zip(results, MODES):
-            output, seconds, passes, positions = run_mode(model, prompt, fast_kwargs, **kwargs)
-            result.update(output=output, forward_passes=passes, positions=positions)
+        for result, (_, fast_kwargs) in zip(results, modes):
+            output, seconds, passes, positions, cache_bytes = run_mode(model, prompt, fast_kwargs, **kwargs)
+            result.update(output=output, forward_passes=passes, positions=positions, cache_bytes=cache_bytes)
             result["seconds"] = min(result["seconds"], seconds)
     return results
 
 
 def print_header(title: str, with_accuracy: bool) -> None:
     print(f"\n{title}")
-    head = "| mode | tokens/s | speed-up vs exact | forward passes | positions run |"
-    rule = "|---|---|---|---|---|"
+    head = "| mode | tokens/s | speed-up vs exact | forward passes | positions run | cache MB |"
+    rule = "|---|---|---|---|---|---|"
     if with_accuracy:
         head += " forward accuracy % | same as exact % |"
         rule += "---|---|"
@@ -100,7 +105,7 @@ def print_header(title: str, with_accuracy: bool) -> None:
 def print_row(row: dict, exact_tokens_per_s: float) -> None:
     line = (
         f"| {row['mode']} | {row['tokens_per_s']:,.1f} | {row['tokens_per_s'] / exact_tokens_per_s:.2f}x | "
-        f"{row['forward_passes']:g} | {row['positions']:,} |"
+        f"{row['forward_passes']:g} | {row['positions']:,} | {row['cache_bytes'] / 2**20:,.1f} |"
     )
     if "accuracy" in row:
         line += f" {100 * row['accuracy']:.1f} | {100 * row['agreement']:.1f} |"
@@ -108,7 +113,7 @@ def print_row(row: dict, exact_tokens_per_s: float) -> None:
 
 
 def bench_tiny(
-    reversal_dir: Path, *, canvas_length: int, block_length: int | None, batch_size: int | None, repeats: int
+    reversal_dir: Path, *, modes: list, canvas_length: int, block_length: int | None, batch_size: int | None, repeats: int
 ) -> None:
     from common.config import from_dict
     from trainer import reversal
@@ -131,7 +136,7 @@ def bench_tiny(
         with_accuracy=True,
     )
     rows = run_modes(
-        model, prompt, repeats=repeats, steps=gen_length, gen_length=gen_length, block_length=block_length,
+        model, prompt, modes=modes, repeats=repeats, steps=gen_length, gen_length=gen_length, block_length=block_length,
         mask_id=reversal.MASK_ID, batch_size=batch_size,
     )
     exact = rows[0]
@@ -143,7 +148,7 @@ def bench_tiny(
 
 
 def bench_1b(
-    *, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int, repeats: int
+    *, modes: list, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int, repeats: int
 ) -> None:
     from trainer.model import MaskPredictor, llada_1b
 
@@ -161,7 +166,8 @@ def bench_1b(
         with_accuracy=False,
     )
     rows = run_modes(
-        model, prompt, repeats=repeats, steps=steps, gen_length=gen_length, block_length=block_length, mask_id=mask_id
+        model, prompt, modes=modes, repeats=repeats, steps=steps, gen_length=gen_length, block_length=block_length,
+        mask_id=mask_id,
     )
     for row in rows:
         row["tokens_per_s"] = gen_length / row["seconds"]
@@ -186,6 +192,7 @@ def main() -> None:
     parser.add_argument("--gen-length", type=int, default=32, help="1B-shaped model")
     parser.add_argument("--block-length", type=int, default=16, help="1B-shaped model")
     parser.add_argument("--steps", type=int, default=32, help="1B-shaped model")
+    parser.add_argument("--threshold", type=float, default=0.9, help="the threshold modes' confidence threshold")
     parser.add_argument("--skip-tiny", action="store_true")
     parser.add_argument("--skip-1b", action="store_true")
     args = parser.parse_args()
@@ -196,6 +203,7 @@ def main() -> None:
         default_dir = "out/reversal" if args.canvas_length == 10 else f"out/reversal-canvas{args.canvas_length}"
         bench_tiny(
             Path(args.reversal_dir or default_dir),
+            modes=modes(args.threshold),
             canvas_length=args.canvas_length,
             block_length=args.tiny_block_length,
             batch_size=args.tiny_batch,
@@ -204,7 +212,7 @@ def main() -> None:
     if not args.skip_1b:
         torch.set_num_threads(args.threads)
         bench_1b(
-            layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
+            modes=modes(args.threshold), layers=args.layers, prompt_length=args.prompt_length, gen_length=args.gen_length,
             block_length=args.block_length, steps=args.steps, repeats=args.repeats_1b,
         )
 

@@ -63,7 +63,9 @@ def generate_fast(
         once per block, as Fast-dLLM. 1 is the no-cache computation.
     stats: if given, filled with forward_passes (model calls), tokens_per_forward (gen_length / forward_passes:
         tokens committed per row per call) and positions_computed (token positions run through the model,
-        summed over the batch and the calls).
+        summed over the batch and the calls), and cache_bytes (the most bytes of cached keys and values held
+        at once: at a refresh, the whole canvas's and, for "dual", the copy kept of the positions outside
+        the block; 0 without a cache).
     """
     if prompt.dim() != 2:
         raise ValueError(f"generate_fast: prompt must be (batch, length) token ids, got shape {tuple(prompt.shape)}")
@@ -120,7 +122,7 @@ def generate_fast(
         attention_mask = torch.cat([attention_mask.bool(), attention_mask.new_ones(B, gen_length, dtype=torch.bool)], 1)
     end_ids = [i for i in (eos_id, eot_id) if i is not None] if eos_last else []
     steps_per_block = steps // num_blocks
-    forward_passes = positions_computed = 0
+    forward_passes = positions_computed = cache_bytes = 0
 
     for block in range(num_blocks):
         block_start = P + block * block_length
@@ -151,6 +153,8 @@ def generate_fast(
                     past = kv.slice(0, block_start)
                     if cache == "dual":
                         past = KVCache.cat([past, kv.slice(block_end, L)])
+                    cache_bytes = max(cache_bytes, _bytes_held(kv, past))
+                    del kv  # "dual" copied what it keeps; "prefix" keeps views of it
             else:
                 start, end = block_start, (L if cache == "prefix" else block_end)
                 logits = model(
@@ -197,5 +201,16 @@ def generate_fast(
             forward_passes=forward_passes,
             tokens_per_forward=gen_length / forward_passes,
             positions_computed=positions_computed,
+            cache_bytes=cache_bytes,
         )
     return x
+
+
+def _bytes_held(*caches: KVCache) -> int:
+    """Bytes of the distinct storages behind the caches' keys and values (views of one tensor count once)."""
+    storages = {}
+    for kv in caches:
+        for tensor in (*kv.keys, *kv.values):
+            storage = tensor.untyped_storage()
+            storages[storage.data_ptr()] = storage.nbytes()
+    return sum(storages.values())

@@ -65,6 +65,7 @@ def test_exact_mode_returns_what_generate_returns(case):
         forward_passes=case["steps"],
         tokens_per_forward=case["gen_length"] / case["steps"],
         positions_computed=case["steps"] * B * L,
+        cache_bytes=0,
     )
 
 
@@ -284,6 +285,26 @@ def test_caches_reduce_the_positions_computed():
     assert computed["prefix"] == sum(B * L + (s - 1) * B * (L - (P + b * block_length)) for b in range(2))
     assert computed["dual"] == 2 * (B * L + (s - 1) * B * block_length)
     assert computed["none"] > computed["prefix"] > computed["dual"]
+
+
+def test_cache_bytes_counts_the_keys_and_values_held():
+    prompt, attention_mask = left_padded_batch()
+    B, P = prompt.shape
+    G, block_length = 16, 8
+    L = P + G
+    model = confident_model()
+    c = model.config
+    position_bytes = 2 * c.n_layers * B * c.n_kv_heads * c.head_dim * 4  # keys and values, fp32, per position
+    held = {}
+    for cache in ("prefix", "dual"):
+        stats = {}
+        generate_fast(
+            model, prompt, steps=8, gen_length=G, block_length=block_length, mask_id=MASK_ID,
+            attention_mask=attention_mask, cache=cache, stats=stats,
+        )
+        held[cache] = stats["cache_bytes"]
+    assert held["prefix"] == L * position_bytes  # views of the whole canvas's keys and values
+    assert held["dual"] == (L + L - block_length) * position_bytes  # and the copy of all but the block
 
 
 def test_a_model_returning_an_object_with_logits_works_without_a_cache():
