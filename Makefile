@@ -26,7 +26,7 @@ $(PY):
 venv: $(PY)
 
 demo: $(PY)
-	$(PY) -m common.demo
+	$(PY) -m stack.demo
 
 test: $(PY)
 	$(PY) -m pytest -q
@@ -35,10 +35,10 @@ test-fast: $(PY)
 	$(PY) -m pytest -q -m "not integration"
 
 up: $(PY)
-	$(PY) -m common.stack up
+	$(PY) -m stack.services up
 
 down: $(PY)
-	$(PY) -m common.stack down
+	$(PY) -m stack.services down
 
 # Re-resolve the lock after changing pyproject.toml (torch's local "+cpu" tag is dropped so the
 # same lock takes a CUDA build of the same version on a GPU machine).

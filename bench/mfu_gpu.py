@@ -10,7 +10,7 @@ step: forward process, forward, masked-diffusion loss, backward, gradient clippi
 - precision `bf16` (bf16 weights, gradients and optimizer state, as DeepSpeed's bf16 compute) or `amp`
   (fp32 weights, bf16 autocast).
 MFU = tokens/s x model.flops_per_token(seq) / peak, the LLaDA convention (6N non-embedding + attention,
-output head not counted; SPEC-diffusion.md cites about 21% for LLaDA-8B). The line after it counts the
+output head not counted; docs/SPEC-diffusion.md cites about 21% for LLaDA-8B). The line after it counts the
 output head too, and recomputation when activation checkpointing is on (hardware FLOPs).
 
     python bench/mfu_gpu.py                                  # llada_1b, seq 4096, bf16, on cuda

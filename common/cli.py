@@ -9,9 +9,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from common.config import ConfigError, help_text, load_config, to_json
-from common.ray_jobs import RESULT_MARKER
 
 C = TypeVar("C")
+
+RESULT_MARKER = "JOB_RESULT "
+"""Prefix of the last line a job prints: its result as JSON, read back by orchestration.ray_jobs.parse_result."""
 
 
 def run_job(config_cls: type[C], main: Callable[[C], Any], argv: list[str] | None = None, *, description: str = "") -> int:
@@ -39,6 +41,6 @@ def run_job(config_cls: type[C], main: Callable[[C], Any], argv: list[str] | Non
         print(f"error: {e}", file=sys.stderr)
         return 2
     if isinstance(result, dict):
-        # The last line a DAG task reads back from the Ray job's log (common.ray_jobs.parse_result).
+        # The last line a DAG task reads back from the Ray job's log (orchestration.ray_jobs.parse_result).
         print(RESULT_MARKER + json.dumps(result, default=str), flush=True)
     return 0

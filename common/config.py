@@ -19,6 +19,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.files import write_json
+
 C = TypeVar("C")
 
 
@@ -172,8 +174,8 @@ def to_json(config: Any) -> str:
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    """Write config.json next to an output so every artifact says how it was made."""
-    Path(path).write_text(to_json(config) + "\n", encoding="utf-8")
+    """Write config.json (atomically, keys sorted) next to an output so every artifact says how it was made."""
+    write_json(path, to_dict(config), sort_keys=True)
 
 
 def json_schema(cls: type) -> dict[str, dict[str, Any]]:

@@ -40,7 +40,9 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_json(path: str | Path, value: object) -> None:
-    """`value` as indented JSON (keys in insertion order), written atomically; creates the folder."""
+def write_json(path: str | Path, value: object, *, sort_keys: bool = False) -> None:
+    """`value` as indented JSON (keys in insertion order, or sorted), written atomically; creates the folder.
+
+    The one JSON writer of the project: every manifest, config.json, report and metrics file goes through it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(value, indent=2) + "\n")
+    write_atomically(path, json.dumps(value, indent=2, sort_keys=sort_keys) + "\n")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from common.airflow_params import CHAINED_FIELDS, overrides_from, params_for
+from orchestration.airflow_params import CHAINED_FIELDS, job_overrides, params_for, work_dir_param
 from trainer.config import PretrainConfig
 
 
@@ -14,19 +14,14 @@ from trainer.config import PretrainConfig
     catchup=False,
     tags=["train"],
     doc_md=__doc__,
-    params={
-        "work_dir": Param("out", type="string", description="Reads tokens/ and writes pretrain/ under this folder."),
-        **params_for(PretrainConfig, exclude=CHAINED_FIELDS),
-    },
+    params={"work_dir": work_dir_param(["trainer.pretrain"]), **params_for(PretrainConfig, exclude=CHAINED_FIELDS)},
 )
 def pretrain():
     @task
     def train(params=None) -> dict:
-        from common.ray_jobs import run_ray_job
+        from orchestration.ray_jobs import run_ray_job
 
-        work = params["work_dir"]
-        overrides = overrides_from(params, PretrainConfig, exclude=CHAINED_FIELDS)
-        return run_ray_job("trainer.pretrain", {**overrides, "tokens_dir": f"{work}/tokens", "output_dir": f"{work}/pretrain"})
+        return run_ray_job("trainer.pretrain", job_overrides("trainer.pretrain", PretrainConfig, params))
 
     train()
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
-from common.airflow_params import CHAINED_FIELDS, overrides_from, params_for
+from orchestration.airflow_params import CHAINED_FIELDS, job_overrides, params_for, work_dir_param
 from trainer.config import SampleConfig, SFTConfig
 
 
@@ -15,7 +15,7 @@ from trainer.config import SampleConfig, SFTConfig
     tags=["train"],
     doc_md=__doc__,
     params={
-        "work_dir": Param("out", type="string", description="Reads pretrain/ and tokenizer/, writes sft/ under this folder."),
+        "work_dir": work_dir_param(["trainer.sft", "trainer.sample"]),
         **params_for(SFTConfig, exclude=CHAINED_FIELDS),
         **params_for(SampleConfig, prefix="sample.", exclude=CHAINED_FIELDS),
     },
@@ -23,22 +23,15 @@ from trainer.config import SampleConfig, SFTConfig
 def sft():
     @task
     def finetune(params=None) -> dict:
-        from common.ray_jobs import run_ray_job
+        from orchestration.ray_jobs import run_ray_job
 
-        work = params["work_dir"]
-        overrides = overrides_from(params, SFTConfig, exclude=CHAINED_FIELDS)
-        return run_ray_job(
-            "trainer.sft",
-            {**overrides, "init_checkpoint": f"{work}/pretrain", "tokenizer_dir": f"{work}/tokenizer", "output_dir": f"{work}/sft"},
-        )
+        return run_ray_job("trainer.sft", job_overrides("trainer.sft", SFTConfig, params))
 
     @task
     def sample(finetuned: dict, params=None) -> dict:
-        from common.ray_jobs import run_ray_job
+        from orchestration.ray_jobs import run_ray_job
 
-        work = params["work_dir"]
-        overrides = overrides_from(params, SampleConfig, prefix="sample.", exclude=CHAINED_FIELDS)
-        return run_ray_job("trainer.sample", {**overrides, "checkpoint": f"{work}/sft", "tokenizer_dir": f"{work}/tokenizer"})
+        return run_ray_job("trainer.sample", job_overrides("trainer.sample", SampleConfig, params, prefix="sample."))
 
     sample(finetune())
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.config import ConfigError
+from common.runners import RunnerSettings
+from formats.layout import default_folder
+from pipelines.survivors import SurvivorSettings, check_survivor
 
 FILTER_STAGES = ("gopher_quality", "gopher_repetition", "c4", "fineweb", "pii")
 """The quality stages in the order they run (pipelines/filters/); each is switched by the field of its name."""
-SURVIVOR_RULES = ("input_order", "longest", "source_rank")
 
 
 @dataclass(kw_only=True)
-class CorpusBuildConfig:
+class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
     """Raw documents -> normalized, language-identified, quality-filtered, exactly deduplicated Parquet shards."""
 
     inputs: list[str] = field(default_factory=lambda: ["data/demo/corpus"])
@@ -20,7 +22,7 @@ class CorpusBuildConfig:
     Arrow IPC (.arrow), WARC (.warc, .warc.gz), or a folder saved by `datasets.save_to_disk`. A folder
     takes every such file below it. Relative paths resolve against the current directory."""
 
-    output_dir: str = "out/corpus"
+    output_dir: str = default_folder("pipelines.corpus_build", "output_dir")
     """Where documents/shard-NNNNN.parquet, manifest.json, stats.json, quarantine.jsonl,
     dropped_samples.jsonl and config.json are written."""
 
@@ -76,13 +78,6 @@ class CorpusBuildConfig:
     """Thresholds of the quality stages, by stage, e.g. {"gopher_quality": {"min_doc_words": 30}}.
     Keys are the fields of each stage's config (pipelines/filters/); unset ones keep the published defaults."""
 
-    survivor: str = "input_order"
-    """Which copy of an exact duplicate survives: input_order (the first), longest (then input order,
-    which only matters when the filters rewrite text), or source_rank (the first `source_ranking` match)."""
-
-    source_ranking: list[str] = field(default_factory=list)
-    """For survivor=source_rank: glob patterns on the source path, best first; unmatched sources rank last."""
-
     dropped_samples: int = 20
     """Dropped documents kept for review per reason, in dropped_samples.jsonl (first in input order)."""
 
@@ -100,6 +95,7 @@ class CorpusBuildConfig:
     """Log counts as metrics and manifest.json / stats.json as artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.inputs or any(not str(p).strip() for p in self.inputs):
             raise ConfigError(f"inputs must be a non-empty list of paths, got {self.inputs!r}")
         for name in ("output_dir", "text_field", "id_field", "mlflow_experiment"):
@@ -116,7 +112,4 @@ class CorpusBuildConfig:
         unknown = sorted(set(self.filter_settings) - set(FILTER_STAGES))
         if unknown:
             raise ConfigError(f"filter_settings: unknown stage {', '.join(unknown)}; stages: {', '.join(FILTER_STAGES)}")
-        if self.survivor not in SURVIVOR_RULES:
-            raise ConfigError(f"survivor must be one of {', '.join(SURVIVOR_RULES)}, got {self.survivor!r}")
-        if self.survivor == "source_rank" and not self.source_ranking:
-            raise ConfigError("survivor=source_rank needs source_ranking (glob patterns on source paths, best first)")
+        check_survivor(self.survivor, self.source_ranking)

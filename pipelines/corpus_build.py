@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,8 +56,8 @@ from pipelines.dedup import (
     drop_duplicates,
     find_duplicates,
     split_by_partition,
-    survivor_priority,
 )
+from pipelines.survivors import survivor_priority
 from pipelines.filters.base import FilterOutcome
 from pipelines.readers.inputs import ReadTask, expand_inputs, plan_tasks
 from pipelines.readers.records import DOCUMENT_SCHEMA, QUARANTINE_SCHEMA, ReadLog
@@ -249,30 +248,30 @@ def write_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work
 
 
 def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tuple[dict, dict]:
-    """Run the three rounds on Ray, move the shards into place; returns (manifest, stats)."""
-    from common.ray_runtime import init_ray
+    """Run the three rounds on the configured runner, move the shards into place; returns (manifest, stats)."""
+    from common.runners import make_runner
 
     tasks = plan_tasks(files, config.split_bytes)
     build_stages(config)  # a bad filter setting fails now, not in every task
     work = Work((output_dir / "_work").resolve())
     prepare_work(work.root, config, files, LOG)
-    ray = init_ray()
+    runner = make_runner(config.runner)
     print(f"{LOG} {len(files)} input files -> {len(tasks)} read tasks", flush=True)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
     calls = [(i, task, config, work) for i, task in enumerate(tasks)]
-    cleans = run_round(ray, work.root, "clean", clean_task, calls, log=LOG, things="read tasks", count="records", unit="records read")
+    cleans = run_round(runner, work.root, "clean", clean_task, calls, log=LOG, things="read tasks", count="records", unit="records read")
     seconds["clean"] = time.perf_counter() - started
 
     started = time.perf_counter()
     calls = [(p, work) for p in range(config.num_partitions)]
-    dedups = run_round(ray, work.root, "dedup", dedup_task, calls, log=LOG, things="partitions", count="duplicates", unit="duplicates")
+    dedups = run_round(runner, work.root, "dedup", dedup_task, calls, log=LOG, things="partitions", count="duplicates", unit="duplicates")
     seconds["dedup"] = time.perf_counter() - started
 
     started = time.perf_counter()
     calls = [(i, task, config, work) for i, task in enumerate(tasks)]
-    writes = run_round(ray, work.root, "write", write_task, calls, log=LOG, things="read tasks", count="documents", unit="documents")
+    writes = run_round(runner, work.root, "write", write_task, calls, log=LOG, things="read tasks", count="documents", unit="documents")
     shards = place_shards(tasks, writes, work, output_dir)
     gather_quarantine(tasks, work, output_dir)
     gather_samples(tasks, work, output_dir, config.dropped_samples)

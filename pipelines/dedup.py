@@ -9,8 +9,6 @@ first copy in input order survives, whatever order the tasks finished in.
 
 from __future__ import annotations
 
-import fnmatch
-
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -31,26 +29,6 @@ def content_hashes(table: pa.Table) -> pa.Array:
     is wrongly dropped) below 2^-49 up to n = 2^40 documents.
     """
     return pa.array([xxhash.xxh3_128_digest(text.encode("utf-8")) for text in table["text"].to_pylist()], type=HASH_TYPE)
-
-
-def source_rank(sources: list[str], ranking: list[str]) -> list[int]:
-    """Index of the first glob pattern of `ranking` each source matches; len(ranking) when none does."""
-    ranks: dict[str, int] = {}
-    for source in set(sources):
-        ranks[source] = next((i for i, pattern in enumerate(ranking) if fnmatch.fnmatch(source, pattern)), len(ranking))
-    return [ranks[source] for source in sources]
-
-
-def survivor_priority(table: pa.Table, rule: str, ranking: list[str] = ()) -> pa.Array:
-    """Per row, the priority of that copy (lower survives): 0 for `input_order`, minus the text's length in
-    bytes for `longest`, the source's rank for `source_rank`."""
-    if rule == "input_order":
-        return pa.array([0] * table.num_rows, type=pa.int64())
-    if rule == "longest":
-        return pc.negate(pc.binary_length(table["text"]).cast(pa.int64()))
-    if rule == "source_rank":
-        return pa.array(source_rank(table["source"].to_pylist(), list(ranking)), type=pa.int64())
-    raise ValueError(f"unknown survivor rule {rule!r}")
 
 
 def content_keys(table: pa.Table, task: int, priority: pa.Array) -> pa.Table:

@@ -33,13 +33,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +49,9 @@ from common.config import ConfigError, save_config, to_dict
 from common.files import atomic_path, sha256_of, write_json
 from pipelines import components, minhash
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
-from pipelines.readers.documents import document_shards
+from formats.corpus import document_shards
+from common.runners import Runner
+from pipelines.survivors import survivor_priority
 from pipelines.task_rounds import PARQUET_OPTIONS, prepare_work, run_round, write_parquet
 
 LOG = "[fuzzy_dedup]"
@@ -131,16 +131,6 @@ def read_pairs(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 # -- tasks (plain functions; the driver runs them as Ray tasks through task_rounds) -----------------
 
 
-def priorities(batch: pa.RecordBatch, config: FuzzyDedupConfig) -> np.ndarray:
-    """Survivor priority of each document (smaller wins, ties by input order)."""
-    if config.survivor == "longest":
-        return -pc.binary_length(batch.column("text")).to_numpy(zero_copy_only=False).astype(np.int64)
-    if config.survivor == "source_rank":
-        rank = pc.index_in(batch.column("source"), value_set=pa.array(config.source_ranking, pa.string()))
-        return pc.fill_null(rank, len(config.source_ranking)).to_numpy(zero_copy_only=False).astype(np.int64)
-    return np.zeros(batch.num_rows, dtype=np.int64)
-
-
 def signature_task(
     shard_index: int, shard: str, params: minhash.MinHashParams, config: FuzzyDedupConfig, work: Path, num_partitions: int
 ) -> dict:
@@ -195,7 +185,7 @@ def signature_task(
             for p, writer in enumerate(band_writers):
                 chosen = partition == p
                 writer.write_table(pa.table([keys[chosen], key_nodes[chosen]], schema=BAND_SCHEMA))
-            node_info_batch = [batch.column("id"), pa.array(priorities(batch, config))]
+            node_info_batch = [batch.column("id"), survivor_priority(batch, config.survivor, config.source_ranking)]
             node_writer.write_batch(pa.record_batch(node_info_batch, schema=NODE_SCHEMA))
             if verify:
                 all_sigs[row : row + batch.num_rows] = sigs
@@ -378,7 +368,7 @@ def write_task(shard_index: int, shard: str, output: str, work: Path, batch_size
 # -- driver -----------------------------------------------------------------------------------------
 
 
-def run_components(ray: Any, work: Path, num_partitions: int) -> tuple[int, list[dict]]:
+def run_components(runner: Runner, work: Path, num_partitions: int) -> tuple[int, list[dict]]:
     """Star rounds until a large-star and the small-star after it change nothing.
 
     Returns the number of the round whose input (never run) holds the converged stars, and every
@@ -390,7 +380,7 @@ def run_components(ray: Any, work: Path, num_partitions: int) -> tuple[int, list
     while True:
         kind = components.round_kind(round_number)
         round_results = run_round(
-            ray,
+            runner,
             work,
             f"components-{round_number:03d}",
             star_task,
@@ -428,9 +418,9 @@ def concatenate_duplicates(work: Path, num_partitions: int, path: Path) -> None:
 
 def build(config: FuzzyDedupConfig, params: minhash.MinHashParams, shards: list[Path], output_dir: Path) -> tuple[dict, dict]:
     """Run the rounds on Ray and put the outputs in place; returns (manifest, stats)."""
-    from common.ray_runtime import init_ray
+    from common.runners import make_runner
 
-    ray = init_ray()
+    runner = make_runner(config.runner)
     work = (output_dir / "_work").resolve()
     prepare_work(work, config, shards, LOG)
     num_documents = sum(pq.ParquetFile(shard).metadata.num_rows for shard in shards)
@@ -444,27 +434,27 @@ def build(config: FuzzyDedupConfig, params: minhash.MinHashParams, shards: list[
     partitions = range(num_partitions)
     with timed(seconds, "signatures"):
         signatures = run_round(
-            ray, work, "signatures", signature_task,
+            runner, work, "signatures", signature_task,
             [(i, str(shard.resolve()), params, config, work, num_partitions) for i, shard in enumerate(shards)],
             log=LOG, things="shards", count="documents", unit="documents",
         )
     with timed(seconds, "buckets"):
         buckets = run_round(
-            ray, work, "buckets", bucket_task, [(p, work, params, config, num_partitions) for p in partitions],
+            runner, work, "buckets", bucket_task, [(p, work, params, config, num_partitions) for p in partitions],
             log=LOG, things="partitions", count="edges", unit="edges",
         )
     with timed(seconds, "components"):
-        final_round, stars = run_components(ray, work, num_partitions)
+        final_round, stars = run_components(runner, work, num_partitions)
     with timed(seconds, "clusters"):
         clusters = run_round(
-            ray, work, "clusters", cluster_task, [(p, work, final_round) for p in partitions],
+            runner, work, "clusters", cluster_task, [(p, work, final_round) for p in partitions],
             log=LOG, things="partitions", count="removed", unit="documents to remove",
         )
     documents_dir = output_dir / "documents"
     documents_dir.mkdir(parents=True, exist_ok=True)
     with timed(seconds, "write"):
         writes = run_round(
-            ray, work, "write", write_task,
+            runner, work, "write", write_task,
             [(i, str(shard.resolve()), str(documents_dir / shard.name), work, config.batch_size) for i, shard in enumerate(shards)],
             log=LOG, things="shards", count="documents", unit="documents kept",
         )

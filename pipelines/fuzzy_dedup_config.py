@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.config import ConfigError
+from common.runners import RunnerSettings
+from formats.layout import default_folder
+from pipelines.survivors import SurvivorSettings, check_survivor
 
 PRESET_NAMES = ("fineweb", "nemo", "custom")
-SURVIVOR_RULES = ("input_order", "longest", "source_rank")
 VERIFY_METHODS = ("shingles", "signature")
 
 
 @dataclass(kw_only=True)
-class FuzzyDedupConfig:
+class FuzzyDedupConfig(SurvivorSettings, RunnerSettings):
     """A corpus folder (documents/shard-*.parquet) -> the same without near duplicates."""
 
-    corpus_dir: str = "out/corpus"
-    """The corpus build's output folder; its documents/shard-*.parquet (id, text, source) are read."""
+    corpus_dir: str = default_folder("pipelines.fuzzy_dedup", "corpus_dir")
+    """The corpus build's output folder (formats/corpus.py); its documents/shard-*.parquet (id, text, source) are read."""
 
-    output_dir: str = "out/corpus_fuzzy"
+    output_dir: str = default_folder("pipelines.fuzzy_dedup", "output_dir")
     """Where documents/shard-NNNNN.parquet (one per input shard, same name and order), duplicates.parquet,
     stats.json, config.json and manifest.json (last) are written. Work files go to output_dir/_work and
     are kept until the run succeeds: a rerun after a failure redoes only the unfinished tasks."""
@@ -55,14 +57,6 @@ class FuzzyDedupConfig:
     "signature", MinHash's estimate from the fraction of equal signature values (cheaper; its standard
     error at 112 hashes is about 0.04 near J = 0.8)."""
 
-    survivor: str = "input_order"
-    """Which document of a cluster is kept: "input_order" (first by shard, then row), "longest" (most
-    UTF-8 bytes of text, ties by input order) or "source_rank" (first source in source_ranking, ties
-    by input order)."""
-
-    source_ranking: list[str] = field(default_factory=list)
-    """Sources from most to least preferred, for survivor=source_rank; unlisted sources come last."""
-
     documents_per_partition: int = 250_000
     """Documents per LSH/components partition (one Ray task each per round). Bounds a task's memory
     (about 0.5 KB per document at 14 bands) independently of the corpus size."""
@@ -77,6 +71,7 @@ class FuzzyDedupConfig:
     """Log counts as metrics and manifest.json / stats.json as artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("corpus_dir", "output_dir", "mlflow_experiment"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"{name} may not be empty")
@@ -92,10 +87,7 @@ class FuzzyDedupConfig:
             raise ConfigError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
         if self.verify_method not in VERIFY_METHODS:
             raise ConfigError(f"verify_method must be one of {', '.join(VERIFY_METHODS)}, got {self.verify_method!r}")
-        if self.survivor not in SURVIVOR_RULES:
-            raise ConfigError(f"survivor must be one of {', '.join(SURVIVOR_RULES)}, got {self.survivor!r}")
-        if self.survivor == "source_rank" and not self.source_ranking:
-            raise ConfigError("survivor=source_rank needs source_ranking (sources, most preferred first)")
+        check_survivor(self.survivor, self.source_ranking)
         if self.documents_per_partition < 1:
             raise ConfigError(f"documents_per_partition must be >= 1, got {self.documents_per_partition}")
         if self.batch_size < 1:

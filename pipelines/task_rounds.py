@@ -1,9 +1,10 @@
-"""Rounds of Ray tasks that survive a kill: each task writes its outputs, then a completion marker.
+"""Rounds of tasks that survive a kill: each task writes its outputs, then a completion marker.
 
 A task's outputs are written under temporary names and renamed (common.files.atomic_path); its marker,
 written last by the task itself, holds its result. A rerun of the round skips every task whose marker
 exists and reads its result back, so only unfinished tasks run again (datatrove's completion files).
-Tasks must be deterministic: a task that ran twice leaves the same bytes.
+Tasks must be deterministic: a task that ran twice leaves the same bytes. Where the tasks run is the
+runner's business (common/runners.py: Ray tasks, or this process).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from common.config import to_dict
 from common.files import atomic_path, write_atomically
+from common.runners import Runner
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd"}
 
@@ -31,7 +33,7 @@ def write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
 
 
-NOT_FINGERPRINTED = ("log_to_mlflow", "mlflow_experiment")
+NOT_FINGERPRINTED = ("log_to_mlflow", "mlflow_experiment", "runner")
 """Config keys that do not change a job's outputs."""
 
 
@@ -64,7 +66,7 @@ def run_and_mark(task: Callable[..., dict], marker: str, *args: Any) -> dict:
 
 
 def run_round(
-    ray: Any,
+    runner: Runner,
     work: Path,
     stage: str,
     task: Callable[..., dict],
@@ -76,8 +78,8 @@ def run_round(
     count: str,
     unit: str,
 ) -> list[dict]:
-    """`task(*call)` for every call, one Ray task each unless already marked done; results in call order,
-    each with "resumed": whether it was read back from an earlier run's marker.
+    """`task(*call)` for every call not already marked done, on `runner`; results in call order, each
+    with "resumed": whether it was read back from an earlier run's marker.
 
     Prints "<log> <label or stage> k/n <things>, <sum of result[count]> <unit>" as each task ends.
     """
@@ -87,21 +89,17 @@ def run_round(
         marker = marker_path(work, stage, index)
         if marker.is_file():
             results[index] = {**json.loads(marker.read_text(encoding="utf-8")), "resumed": True}
-    before = len(results)
-    remote = ray.remote(num_cpus=1)(run_and_mark)
-    pending = {
-        remote.remote(task, str(marker_path(work, stage, index)), *call): index
-        for index, call in enumerate(calls)
-        if index not in results
-    }
-    resumed = f" ({before} done before)" if before else ""
-    if not pending:
+    resumed = f" ({len(results)} done before)" if results else ""
+
+    def report() -> None:
         total = sum(r[count] for r in results.values())
-        print(f"{log} {label} {len(calls)}/{len(calls)} {things}, {total:,} {unit}{resumed}", flush=True)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            results[pending.pop(ref)] = {**ray.get(ref), "resumed": False}
-            total = sum(r[count] for r in results.values())
-            print(f"{log} {label} {len(results)}/{len(calls)} {things}, {total:,} {unit}{resumed}", flush=True)
+        print(f"{log} {label} {len(results)}/{len(calls)} {things}, {total:,} {unit}{resumed}", flush=True)
+
+    todo = [index for index in range(len(calls)) if index not in results]
+    if not todo:
+        report()
+    marked = [(task, str(marker_path(work, stage, index)), *calls[index]) for index in todo]
+    for position, result in runner.map_unordered(run_and_mark, marked):
+        results[todo[position]] = {**result, "resumed": False}
+        report()
     return [results[index] for index in range(len(calls))]

@@ -5,19 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigError
+from common.runners import RunnerSettings
+from formats.layout import default_folder
 
 
 @dataclass(kw_only=True)
-class TokenShardsConfig:
+class TokenShardsConfig(RunnerSettings):
     """Cleaned documents -> fixed-length token sequences in Arrow IPC files, for pretraining."""
 
-    corpus_dir: str = "out/corpus"
-    """The corpus build's output folder; every documents/shard-*.parquet becomes one token file."""
+    corpus_dir: str = default_folder("pipelines.token_shards", "corpus_dir")
+    """A corpus folder (formats/corpus.py), by default the fuzzy dedup's output; every documents/shard-*.parquet becomes one token file."""
 
-    tokenizer_dir: str = "out/tokenizer"
+    tokenizer_dir: str = default_folder("pipelines.token_shards", "tokenizer_dir")
     """The tokenizer job's output folder (tokenizer.model and special_tokens.json)."""
 
-    output_dir: str = "out/tokens"
+    output_dir: str = default_folder("pipelines.token_shards", "output_dir")
     """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, config.json and
     report.json (counts and timings) go."""
 
@@ -35,6 +37,7 @@ class TokenShardsConfig:
     """Log the counts as metrics and manifest.json / report.json as artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("corpus_dir", "tokenizer_dir", "output_dir", "mlflow_experiment"):
             if not getattr(self, name).strip():
                 raise ConfigError(f"{name} may not be empty")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigError
+from formats.layout import default_folder
 from tokenizer.specials import SPECIAL_IDS
 
 MODEL_TYPES = ("bpe", "unigram")
@@ -14,10 +15,10 @@ MODEL_TYPES = ("bpe", "unigram")
 class TokenizerConfig:
     """Cleaned corpus -> SentencePiece model with LLaDA's special tokens at fixed ids."""
 
-    corpus_dir: str = "out/corpus"
-    """The corpus build's output folder; its documents/shard-*.parquet (column `text`) are read."""
+    corpus_dir: str = default_folder("tokenizer.train", "corpus_dir")
+    """A corpus folder (formats/corpus.py), by default the fuzzy dedup's output; its documents/shard-*.parquet (column `text`) are read."""
 
-    output_dir: str = "out/tokenizer"
+    output_dir: str = default_folder("tokenizer.train", "output_dir")
     """Where tokenizer.model, special_tokens.json, config.json and report.json are written."""
 
     vocab_size: int = 4096

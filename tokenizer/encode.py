@@ -1,6 +1,6 @@
 """The trained tokenizer: text <-> ids, and LLaDA's chat layout for SFT and generation.
 
-Chat layout (SPEC-diffusion.md, "SFT loss"; LLaDA's paper, appendix B):
+Chat layout (docs/SPEC-diffusion.md, "SFT loss"; LLaDA's paper, appendix B):
     <BOS><start_header>user<end_header>\\n{text}<eot><start_header>assistant<end_header>\\n{text}<EOS>
 Every turn of the history ends with <eot>; the response being learned or generated ends with <EOS>.
 Each part is encoded on its own (header, "\\n", content), so a prompt built for generation holds the

@@ -1,7 +1,7 @@
 """The special tokens of the tokenizer: their pieces, their fixed ids, and how SentencePiece is told.
 
 LLaDA needs a mask token for the forward process, BOS/EOS for documents and responses, and the
-Llama-3-style chat markers of its instruct layout (SPEC-diffusion.md, "SFT loss"):
+Llama-3-style chat markers of its instruct layout (docs/SPEC-diffusion.md, "SFT loss"):
 `<BOS><start_header>user<end_header>\\n{text}<eot><start_header>assistant<end_header>\\n{text}<EOS>`.
 
 unk/bos/eos/pad are SentencePiece's own reserved pieces (control symbols: never produced from text,

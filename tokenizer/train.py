@@ -26,7 +26,7 @@ from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
 from common.files import write_atomically
 from common.tracking import mlflow_run
-from pipelines.readers.documents import document_shards
+from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
 from tokenizer.specials import special_ids, trainer_options
 

@@ -1,17 +1,22 @@
-"""A checkpoint is a folder: model.pt (consolidated state dict), model_config.json, config.json."""
+"""Our checkpoint folder (formats/checkpoint.py) to and from a MaskPredictor."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
-from common.config import ConfigError
+from common.files import atomic_path
+from formats.checkpoint import WEIGHTS, read_model_config, weights_and_config, write_model_config
 
 
-def write_model_config(model_config, output_dir: str | Path) -> None:
-    path = Path(output_dir) / "model_config.json"
-    path.write_text(json.dumps(dataclasses.asdict(model_config), indent=2, sort_keys=True) + "\n")
+def save_model(model, folder: str | Path) -> None:
+    """model.pt (atomically) + model_config.json of `model`, readable by `load_model`."""
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / WEIGHTS) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_model_config(model.config, folder)
 
 
 def load_model(checkpoint_dir: str | Path, *, dtype=None):
@@ -20,13 +25,8 @@ def load_model(checkpoint_dir: str | Path, *, dtype=None):
 
     from trainer.model import MaskPredictor, ModelConfig
 
-    folder = Path(checkpoint_dir)
-    weights, config_file = folder / "model.pt", folder / "model_config.json"
-    for path in (weights, config_file):
-        if not path.is_file():
-            raise ConfigError(f"checkpoint file missing: {path} (is {folder} a training output_dir?)")
-    model_config = ModelConfig(**json.loads(config_file.read_text()))
-    model = MaskPredictor(model_config)
+    weights, _ = weights_and_config(checkpoint_dir)
+    model = MaskPredictor(ModelConfig(**read_model_config(checkpoint_dir)))
     state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() for k, v in state.items()})
     if dtype is not None:

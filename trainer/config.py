@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.config import ConfigError
+from formats.layout import default_folder
 
 MODEL_PRESETS = ("tiny", "llada_1b", "llada_8b")
 PRECISIONS = ("fp32", "bf16")
@@ -14,10 +15,10 @@ PRECISIONS = ("fp32", "bf16")
 class TrainConfig:
     """What pretraining and SFT share: model, optimisation, parallelism, tracking."""
 
-    output_dir: str = "out/pretrain"
+    output_dir: str = default_folder("trainer.pretrain", "output_dir")
     """Where the checkpoint (model.pt, model_config.json, config.json) is written."""
     model: str = "tiny"
-    """Model preset: tiny, llada_1b or llada_8b (shapes in SPEC-diffusion.md)."""
+    """Model preset: tiny, llada_1b or llada_8b (shapes in docs/SPEC-diffusion.md)."""
     steps: int = 100
     """Optimizer steps."""
     micro_batch_size: int = 8
@@ -75,7 +76,7 @@ class TrainConfig:
 class PretrainConfig(TrainConfig):
     """Pretraining on packed token shards with the masked diffusion loss."""
 
-    tokens_dir: str = "out/tokens"
+    tokens_dir: str = default_folder("trainer.pretrain", "tokens_dir")
     """Token shards written by `pipelines.token_shards` (manifest.json + tokens-*.arrow)."""
     random_length_prob: float = 0.01
     """Probability per step of cutting the micro-batch to a random length (LLaDA: 1%)."""
@@ -85,13 +86,13 @@ class PretrainConfig(TrainConfig):
 class SFTConfig(TrainConfig):
     """Supervised fine-tuning on conversations, starting from a pretraining checkpoint."""
 
-    output_dir: str = "out/sft"
+    output_dir: str = default_folder("trainer.sft", "output_dir")
     """Where the SFT checkpoint is written."""
     conversations: str = "data/demo/conversations.jsonl"
     """JSON lines of {"messages": [{"role", "content"}, ...]}."""
-    init_checkpoint: str = "out/pretrain"
+    init_checkpoint: str = default_folder("trainer.sft", "init_checkpoint")
     """Checkpoint folder to start from (a pretraining output_dir)."""
-    tokenizer_dir: str = "out/tokenizer"
+    tokenizer_dir: str = default_folder("trainer.sft", "tokenizer_dir")
     """Tokenizer folder (tokenizer.model + special_tokens.json)."""
     max_seq_len: int = 256
     """Prompt + response longer than this are cut from the left of the prompt (counted)."""
@@ -103,11 +104,11 @@ class SFTConfig(TrainConfig):
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    """Generate a completion with the reverse process (SPEC-diffusion.md, Sampling)."""
+    """Generate a completion with the reverse process (docs/SPEC-diffusion.md, Sampling)."""
 
-    checkpoint: str = "out/sft"
+    checkpoint: str = default_folder("trainer.sample", "checkpoint")
     """Checkpoint folder (model.pt + model_config.json)."""
-    tokenizer_dir: str = "out/tokenizer"
+    tokenizer_dir: str = default_folder("trainer.sample", "tokenizer_dir")
     """Tokenizer folder."""
     prompt: str = "What does the `ls` command do?"
     """User message; it is wrapped in the chat layout when `chat` is true."""

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
+from formats.checkpoint import WEIGHTS
+from formats.layout import folder
 
 DIRECTIONS = ("to_hf", "from_hf")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -27,9 +29,9 @@ class ConvertConfig:
 
     direction: str = "to_hf"
     """to_hf: our checkpoint folder -> Hugging Face LLaDA folder; from_hf: the reverse."""
-    input: str = "out/sft"
+    input: str = folder("sft")
     """Folder to read: ours (model.pt + model_config.json) for to_hf, a Hugging Face LLaDA folder for from_hf."""
-    output: str = "out/sft-hf"
+    output: str = folder("sft") + "-hf"
     """Folder to write (created; must differ from input)."""
     dtype: str = "auto"
     """Weights dtype written: auto (as stored in the input), float32, bfloat16 or float16."""
@@ -82,7 +84,7 @@ def to_hf(config: ConvertConfig) -> dict:
     extra = tokenizer_fields(config.tokenizer_dir) if config.tokenizer_dir else {}
     if config.dtype == "auto":
         # mmap: only the first tensor's header is read; the training job saves every tensor in one dtype.
-        state = torch.load(source / "model.pt", map_location="cpu", weights_only=True, mmap=True)
+        state = torch.load(source / WEIGHTS, map_location="cpu", weights_only=True, mmap=True)
         dtype = next(iter(state.values())).dtype
         del state
     else:
@@ -98,24 +100,16 @@ def to_hf(config: ConvertConfig) -> dict:
 
 def from_hf(config: ConvertConfig) -> dict:
     import dataclasses
-    import os
 
     import torch
 
-    from trainer.checkpoint import write_model_config
+    from trainer.checkpoint import save_model
     from trainer.hf_checkpoint import load_hf_checkpoint, read_hf_config
 
     source, output = Path(config.input), Path(config.output)
     info = read_hf_config(source)
     model = load_hf_checkpoint(source, dtype=None if config.dtype == "auto" else getattr(torch, config.dtype))
-    output.mkdir(parents=True, exist_ok=True)
-    tmp = output / f".model.pt.tmp-{os.getpid()}"
-    try:
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, output / "model.pt")
-    finally:
-        tmp.unlink(missing_ok=True)
-    write_model_config(model.config, output)
+    save_model(model, output)
     save_config(config, output / "config.json")
     dtype = model.transformer.wte.weight.dtype
     print(f"[convert] {source} -> {output}: {model.num_params():,} parameters in {dtype}", flush=True)

@@ -1,7 +1,7 @@
 """The masked diffusion math as small pure functions: forward process, pretraining and SFT losses.
 
 Equations are those of the LLaDA paper (Nie et al., 2025, arXiv:2502.09992) as restated in
-SPEC-diffusion.md, which wins where the two differ. Random draws take an optional torch.Generator
+docs/SPEC-diffusion.md, which wins where the two differ. Random draws take an optional torch.Generator
 (on the device of the ids) so that a step can be replayed exactly.
 """
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from common.paths import state_dir
+from formats.checkpoint import WEIGHTS
 
 
 def deepspeed_config(config) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def build_engine(model, config, lr_lambda: Callable[[int], float]):
     return engine
 
 
-def save_weights(engine, output_dir: str | Path, filename: str = "model.pt") -> Path:
+def save_weights(engine, output_dir: str | Path, filename: str = WEIGHTS) -> Path:
     """Consolidated weights (gathered across ZeRO-3 ranks); every rank must call it."""
     engine.save_16bit_model(str(output_dir), filename)
     return Path(output_dir) / filename

@@ -1,6 +1,6 @@
 """Fast sampling: confidence-threshold parallel decoding and block-wise key/value caches.
 
-SPEC-diffusion.md "Beyond the reference", after Fast-dLLM (Wu et al. 2025, "Fast-dLLM: Training-free
+docs/SPEC-diffusion.md "Beyond the reference", after Fast-dLLM (Wu et al. 2025, "Fast-dLLM: Training-free
 Acceleration of Diffusion LLM by Enabling KV Cache and Parallel Decoding", arXiv:2505.22005):
 - parallel decoding (section 3.3): within a block, commit at each step every masked position whose
   confidence reaches a threshold (at least the most confident one), instead of a fixed count per step;

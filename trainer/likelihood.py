@@ -1,6 +1,6 @@
 """Conditional log-likelihood of an answer given a prompt, for multiple-choice evaluation.
 
-Follows SPEC-diffusion.md "Conditional log-likelihood" (the LLaDA paper, section 2.4 and eq. (6), and its
+Follows docs/SPEC-diffusion.md "Conditional log-likelihood" (the LLaDA paper, section 2.4 and eq. (6), and its
 reference `get_log_likelihood`). A masked diffusion model has no exact likelihood; it bounds it by
 
     -log p(r | p) <= E_l [ (L / l) * sum over masked i of -log p(r_i | p, r_l) ]

@@ -5,7 +5,6 @@ The loop owns the steps; side effects (MLflow metrics, the checkpoint) happen on
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from common.config import save_config
+from common.files import write_json
+from formats.checkpoint import CONFIG, TRAIN_METRICS, write_model_config
 from trainer import distributed
-from trainer.checkpoint import write_model_config
 from trainer.schedule import wsd_lr_factor
 
 
@@ -89,9 +89,9 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
     distributed.save_weights(engine, output_dir)
     if rank == 0:
         write_model_config(job.model.config, output_dir)
-        save_config(config, output_dir / "config.json")
+        save_config(config, output_dir / CONFIG)
         metrics = {"first_loss": first_loss, "final_loss": last_loss, "steps": config.steps}
-        (output_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_json(output_dir / TRAIN_METRICS, metrics)
         if logger:
             logger.log({"final_loss": last_loss}, config.steps)
 

@@ -1,6 +1,6 @@
 """The mask predictor of a masked diffusion language model (LLaDA), single-device.
 
-A LLaMA-style Transformer with bidirectional attention and no time input (SPEC-diffusion.md, "Model";
+A LLaMA-style Transformer with bidirectional attention and no time input (docs/SPEC-diffusion.md, "Model";
 LLaDA paper section 2.1): it reads a partly masked sequence and predicts every token at once.
 Parallelism (DeepSpeed, Ray Train) is applied from outside; nothing here knows about it.
 

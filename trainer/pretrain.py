@@ -1,4 +1,4 @@
-"""Pretraining job: packed token shards -> masked diffusion loss -> checkpoint (SPEC-diffusion.md).
+"""Pretraining job: packed token shards -> masked diffusion loss -> checkpoint (docs/SPEC-diffusion.md).
 
     python -m trainer.pretrain tokens_dir=out/tokens steps=100 [--dry-run]
 """
@@ -48,7 +48,7 @@ def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
 
 
 def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
-    from pipelines.packing import load_token_shards
+    from formats.token_shards import load_token_shards
     from trainer.model import MaskPredictor, model_config
 
     tokens, manifest = load_token_shards(config.tokens_dir)
@@ -68,14 +68,10 @@ def _worker(loop_config: dict) -> None:
 
 
 def main(config: PretrainConfig) -> dict:
-    import json
-
+    from formats.token_shards import read_manifest
     from trainer.tracked_run import train_tracked
 
-    manifest_path = Path(config.tokens_dir) / "manifest.json"
-    if not manifest_path.is_file():
-        raise ConfigError(f"token shards not found: {manifest_path} (run pipelines.token_shards first)")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(config.tokens_dir)
     config.tokens_dir = str(Path(config.tokens_dir).resolve())
     return train_tracked(
         config,

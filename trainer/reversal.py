@@ -1,6 +1,6 @@
 """The reversal curse, in small: a masked diffusion model and an autoregressive twin learn one-way facts.
 
-The LLaDA paper (section 3.3, table 4; SPEC-diffusion.md "Published results that a small model can echo")
+The LLaDA paper (section 3.3, table 4; docs/SPEC-diffusion.md "Published results that a small model can echo")
 finds that a masked diffusion model answers a reversed question nearly as well as the forward one, where
 autoregressive models fail it (GPT-4o 82.7 forward / 34.3 reversal; LLaDA-8B-Instruct 51.8 / 45.6). This
 module reproduces that contrast in minutes on a CPU:
@@ -17,7 +17,7 @@ Query formats (temperature 0 throughout):
 - diffusion, forward: `trainer.sampler.generate` completes `<bos> A1 A2 's parent is` with 4 tokens
   (one block, 4 steps: one token committed per step), so the canvas has the training length. With
   canvas_length > 10 every training row is the fact padded with <eos>, as LLaDA's SFT pads answers
-  (SPEC-diffusion.md "SFT"), and the answer is canvas_length - 6 tokens: B1 B2 . <eos> <eos> ...;
+  (docs/SPEC-diffusion.md "SFT"), and the answer is canvas_length - 6 tokens: B1 B2 . <eos> <eos> ...;
 - diffusion, reverse: an infill of the canvas `<bos> [M] [M] 's parent is B1 B2 . <eos>` with the same
   low-confidence procedure (`infill`, 2 steps);
 - autoregressive, forward: greedy decoding of 2 tokens after `<bos> A1 A2 's parent is`;
@@ -208,7 +208,7 @@ def exact_match(predicted, expected) -> float:
 def infill(model, canvas, *, steps: int, mask_id: int = MASK_ID):
     """Fill the mask ids of canvas (B, L), wherever they are, in `steps` model calls: (B, L).
 
-    SPEC-diffusion.md "Sampling" at temperature 0 with low-confidence remasking, on one block that is the
+    docs/SPEC-diffusion.md "Sampling" at temperature 0 with low-confidence remasking, on one block that is the
     whole canvas: each step commits the most confident candidates at masked positions, on the schedule
     of `get_num_transfer_tokens`. With the masks at the end it equals `generate` with one block.
     """
@@ -301,7 +301,7 @@ def evaluate_autoregressive(model, facts, *, rank_reverse: bool = False) -> dict
 # it hides A while B is visible as often as the converse, and the one-way sentence trains p(A | B) as much
 # as p(B | A). Next-token prediction only ever trains p(A) and p(B | A).
 def diffusion_loss(model, ids, generator, eps: float):
-    """The pretraining objective (SPEC-diffusion.md; paper eq. 3) on a batch of whole facts."""
+    """The pretraining objective (docs/SPEC-diffusion.md; paper eq. 3) on a batch of whole facts."""
     from trainer.diffusion import forward_process, masked_diffusion_loss
 
     noisy, masked, p_mask = forward_process(ids, MASK_ID, eps=eps, generator=generator)

@@ -1,4 +1,4 @@
-"""Sample a completion from a checkpoint with the reverse process (SPEC-diffusion.md, Sampling).
+"""Sample a completion from a checkpoint with the reverse process (docs/SPEC-diffusion.md, Sampling).
 
     python -m trainer.sample checkpoint=out/sft prompt="What does the `ls` command do?"
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from common.cli import run_job
 from common.config import to_dict
+from formats.checkpoint import SAMPLES
 from trainer.config import SampleConfig
 
 
@@ -51,7 +52,7 @@ def main(config: SampleConfig) -> dict:
     print(f"[sample] completion: {completion}", flush=True)
     result = {"prompt": config.prompt, "completion": completion, "config": to_dict(config)}
     # A record of what this checkpoint said, kept beside it.
-    with open(Path(config.checkpoint) / "samples.jsonl", "a", encoding="utf-8") as f:
+    with open(Path(config.checkpoint) / SAMPLES, "a", encoding="utf-8") as f:
         f.write(json.dumps(result, ensure_ascii=False) + "\n")
     return result
 

@@ -1,6 +1,6 @@
 """The reverse process: semi-autoregressive masked diffusion sampling with low-confidence remasking.
 
-Follows SPEC-diffusion.md "Sampling" (the LLaDA paper, section 2.4, Algorithms 4 and 5, appendix B.4, and
+Follows docs/SPEC-diffusion.md "Sampling" (the LLaDA paper, section 2.4, Algorithms 4 and 5, appendix B.4, and
 its reference `generate`), token for token at temperature 0. The model is any module mapping ids (B, L)
 to logits (B, L, V), returned as a tensor or as an object with `.logits` (a Hugging Face LLaDA model).
 """

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.config import to_dict
+from common.files import write_json
+from formats.checkpoint import CONFIG, MODEL_CONFIG, RUN, TRAIN_METRICS
 from common.tracking import mlflow_run, tracking_uri
 from trainer import distributed
 
@@ -22,10 +24,10 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, e
         loop_config = {"config": to_dict(config), "mlflow_run_id": run.info.run_id, "tracking_uri": tracking_uri()}
         distributed.launch(worker_fn, loop_config, config, name=f"{run_name}-{run.info.run_id[:8]}")
         checkpoint = Path(config.output_dir)
-        metrics = json.loads((checkpoint / "train_metrics.json").read_text())
+        metrics = json.loads((checkpoint / TRAIN_METRICS).read_text())
         mlflow.set_tag("checkpoint", checkpoint.as_uri())
-        mlflow.log_artifact(str(checkpoint / "model_config.json"), artifact_path="checkpoint")
-        mlflow.log_artifact(str(checkpoint / "config.json"), artifact_path="checkpoint")
+        mlflow.log_artifact(str(checkpoint / MODEL_CONFIG), artifact_path="checkpoint")
+        mlflow.log_artifact(str(checkpoint / CONFIG), artifact_path="checkpoint")
         summary = {
             "run_id": run.info.run_id,
             "experiment": config.mlflow_experiment,
@@ -33,7 +35,7 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, e
             "first_loss": metrics["first_loss"],
             "final_loss": metrics["final_loss"],
         }
-        (checkpoint / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(checkpoint / RUN, summary)
     print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
           f"checkpoint {checkpoint}; mlflow run {summary['run_id']}", flush=True)
     return summary

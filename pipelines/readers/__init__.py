@@ -5,7 +5,6 @@
     jsonl.py     JSON lines (.jsonl, .gz, .zst), byte ranges of plain files
     columnar.py  Parquet, Arrow IPC, `datasets.save_to_disk` folders
     warc.py      WARC + HTML extraction
-    documents.py the corpus build's output shards, for later stages
 """
 
 from __future__ import annotations
@@ -31,6 +30,4 @@ def read_task(
     return read(task, text_field=text_field, id_field=id_field, batch_size=batch_size, max_document_bytes=max_document_bytes, log=log)
 
 
-from pipelines.readers.documents import document_shards  # noqa: E402  (the name later stages import)
-
-__all__ = ["ReadLog", "ReadTask", "document_shards", "read_task"]
+__all__ = ["ReadLog", "ReadTask", "read_task"]

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from common import airflow_home
-from common.airflow_params import CHAINED_FIELDS, overrides_from
+from stack import airflow_home
+from orchestration.airflow_params import CHAINED_FIELDS, overrides_from
 from common.config import from_dict, json_schema
 from common.paths import PROJECT_ROOT
 from pipelines.config import CorpusBuildConfig

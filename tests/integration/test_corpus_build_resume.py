@@ -33,7 +33,7 @@ COMPARED = ("manifest.json", "quarantine.jsonl", "dropped_samples.jsonl")
 
 @pytest.fixture(scope="module")
 def ray_head():
-    from common.local_ray import start_head
+    from stack.local_ray import start_head
 
     head = start_head(num_cpus=2)
     yield head

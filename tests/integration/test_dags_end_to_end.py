@@ -8,9 +8,9 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from common import airflow_home
-from common.demo import DEMO_CORPUS
-from common.local_ray import local_ray_cluster
+from stack import airflow_home
+from stack.demo import DEMO_CORPUS
+from stack.local_ray import local_ray_cluster
 from common.paths import PROJECT_ROOT
 from common.tracking import tracking_uri
 

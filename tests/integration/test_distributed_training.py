@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from common.local_ray import local_ray_cluster
+from stack.local_ray import local_ray_cluster
 from common.paths import PROJECT_ROOT
-from common.ray_jobs import run_ray_job
+from orchestration.ray_jobs import run_ray_job
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from common import stack
+from stack import services as stack
 from common.paths import state_dir
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,9 @@ from pipelines.dedup import (
     drop_duplicates,
     find_duplicates,
     hash_partition,
-    source_rank,
     split_by_partition,
-    survivor_priority,
 )
+from pipelines.survivors import survivor_priority
 from pipelines.normalize import normalize
 
 
@@ -76,14 +75,6 @@ def test_lower_priority_survives_before_input_order():
     a = b"a" * 16
     duplicates = find_duplicates(keys_table([(a, 0, 1), (a, 1, 1), (a, 2, 1)], priorities=[5, -3, -3]))
     assert duplicates.to_pylist() == [{"task": 0, "offset": 1}, {"task": 2, "offset": 1}]
-
-
-def test_survivor_priorities():
-    table = pa.table({"text": ["aa", "aaaa", "a"], "source": ["web/x.warc.gz", "books/y.jsonl", "other.parquet"]})
-    assert survivor_priority(table, "input_order").to_pylist() == [0, 0, 0]
-    assert survivor_priority(table, "longest").to_pylist() == [-2, -4, -1]
-    assert survivor_priority(table, "source_rank", ["books/*", "web/*"]).to_pylist() == [1, 0, 2]
-    assert source_rank(["a/b.jsonl", "c.jsonl"], ["*.jsonl"]) == [0, 0]
 
 
 def test_no_keys_no_duplicates():

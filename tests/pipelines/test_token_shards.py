@@ -10,7 +10,8 @@ import pytest
 
 from common.cli import run_job
 from common.config import ConfigError
-from pipelines.packing import load_token_shards, pack_sequences, read_token_shard
+from formats.token_shards import load_token_shards, read_token_shard
+from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
 from pipelines.token_shards import main
 from tests.tokenizer import real_documents, train_tokenizer, write_corpus

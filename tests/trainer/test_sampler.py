@@ -36,7 +36,7 @@ def left_padded_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reference_generate(model, prompt, attention_mask, *, steps, gen_length, block_length, cfg_scale):
-    """SPEC-diffusion.md "Sampling" at temperature 0 with low-confidence remasking, written row by row
+    """docs/SPEC-diffusion.md "Sampling" at temperature 0 with low-confidence remasking, written row by row
     with Python lists, independently of trainer.sampler. Only the model call is batched (as in the
     reference code), so that both implementations see bit-identical logits."""
     batch, prompt_length = prompt.shape

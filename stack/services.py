@@ -17,8 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import airflow_home
-from common.local_ray import ray_env, start_head
+from stack import airflow_home
+from stack.local_ray import ray_env, start_head
 from common.paths import PROJECT_ROOT, state_dir
 from common.tracking import artifact_root, tracking_uri
 
@@ -127,6 +127,6 @@ def down() -> int:
 if __name__ == "__main__":
     commands = {"up": up, "down": down}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        print("usage: python -m common.stack up|down", file=sys.stderr)
+        print("usage: python -m stack.services up|down", file=sys.stderr)
         sys.exit(2)
     sys.exit(commands[sys.argv[1]]())

@@ -3,7 +3,7 @@
 import shlex
 
 from common.config import load_config, parse_overrides
-from common.ray_jobs import job_command, parse_result
+from orchestration.ray_jobs import job_command, parse_result
 from pipelines.config import CorpusBuildConfig
 
 

@@ -13,8 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from common import airflow_home
+from stack import airflow_home
 from common.paths import PROJECT_ROOT, state_dir
+from formats.checkpoint import RUN, SAMPLES
+from formats.layout import DEFAULT_WORK_DIR
+from formats.token_shards import MANIFEST
 
 # Small enough for 2 CPU cores in a few minutes; the same knobs are the DAGs' Params.
 # The demo corpus is documentation, not web text: Gopher's quality rules (50+ words, 80% alphabetic
@@ -22,9 +25,9 @@ from common.paths import PROJECT_ROOT, state_dir
 # to train on. The demo turns those two off; every other stage runs with its published defaults.
 DEMO_CORPUS = {"corpus.inputs": ["data/demo/corpus"], "corpus.gopher_quality": False, "corpus.c4": False}
 DEMO_CONF = {
-    "corpus_build": {"work_dir": "out", **DEMO_CORPUS, "tokenizer.vocab_size": 4096, "tokens.seq_len": 128},
-    "pretrain": {"work_dir": "out", "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20},
-    "sft": {"work_dir": "out", "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
+    "corpus_build": {"work_dir": DEFAULT_WORK_DIR, **DEMO_CORPUS, "tokenizer.vocab_size": 4096, "tokens.seq_len": 128},
+    "pretrain": {"work_dir": DEFAULT_WORK_DIR, "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20},
+    "sft": {"work_dir": DEFAULT_WORK_DIR, "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
             "sample.prompt": "What does the `chdir` function do?"},
 }
 
@@ -42,7 +45,7 @@ def main() -> int:
     airflow_home.migrate()
     dags = airflow_home.load_dags()
 
-    from common.local_ray import local_ray_cluster
+    from stack.local_ray import local_ray_cluster
 
     say("[demo] ray: starting a local head on 127.0.0.1")
     with local_ray_cluster(num_cpus=os.cpu_count()) as head:
@@ -55,19 +58,19 @@ def main() -> int:
             if state != "success":
                 say(f"[demo] stopping: DAG {dag_id} did not succeed (its task log is above)")
                 return 1
-    print_summary(PROJECT_ROOT / "out", time.monotonic() - started)
+    print_summary(PROJECT_ROOT / DEFAULT_WORK_DIR, time.monotonic() - started)
     return 0
 
 
 def print_summary(work: Path, seconds: float) -> None:
-    stats = json.loads((work / "corpus" / "stats.json").read_text())
-    tokens = json.loads((work / "tokens" / "manifest.json").read_text())
-    pretrain = json.loads((work / "pretrain" / "run.json").read_text())
-    sft = json.loads((work / "sft" / "run.json").read_text())
-    sample = json.loads((work / "sft" / "samples.jsonl").read_text().splitlines()[-1])
+    def read(folder: str, name: str) -> dict:
+        return json.loads((work / folder / name).read_text())
+
+    stats, fuzzy, tokens = read("corpus", "stats.json"), read("corpus_fuzzy", "stats.json"), read("tokens", MANIFEST)
+    pretrain, sft = read("pretrain", RUN), read("sft", RUN)
+    sample = json.loads((work / "sft" / SAMPLES).read_text().splitlines()[-1])
     rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
     rows += [(f"  dropped: {reason}", f"{count:,}") for reason, count in sorted(stats["dropped"].items())]
-    fuzzy = json.loads((work / "corpus_fuzzy" / "stats.json").read_text())
     rows += [("near duplicates removed", f"{fuzzy['documents_removed']:,} ({fuzzy['clusters']:,} clusters); {fuzzy['documents_kept']:,} documents left")]
     rows += [
         ("tokens written", f"{tokens['tokens']:,} ({tokens['sequences']:,} sequences of {tokens['seq_len']})"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -116,6 +115,3 @@ def local_ray_cluster(*, num_cpus: int | None = None) -> Iterator[RayHead]:
             os.environ["RAY_ADDRESS"] = previous
         head.stop()
 
-
-def ray_cli() -> str:
-    return shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"

@@ -12,9 +12,8 @@ import shlex
 import time
 from typing import Any
 
+from common.cli import RESULT_MARKER
 from common.paths import PROJECT_ROOT
-
-RESULT_MARKER = "JOB_RESULT "
 
 
 def job_command(module: str, overrides: dict[str, Any]) -> str:
@@ -79,7 +78,7 @@ def run_ray_job(module: str, overrides: dict[str, Any], *, log=print) -> dict[st
     address = os.environ.get("RAY_ADDRESS")
     if address:
         return submit_and_wait(module, overrides, address=address, log=log)
-    from common.local_ray import local_ray_cluster
+    from stack.local_ray import local_ray_cluster
 
     log("RAY_ADDRESS is not set: starting a local Ray head for this job")
     with local_ray_cluster() as head:
