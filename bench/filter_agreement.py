@@ -23,7 +23,7 @@ import io
 import json
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,13 +66,12 @@ def read_corpus(every: int = 1, corpus: Path = CORPUS) -> list[dict]:
 
 def ours(text: str) -> dict[str, tuple[str | None, str]]:
     """Per filter: (drop reason or None, output text) of our filters, each on `text`."""
-    words = split_words(text)
     c4_text, c4_reason, _ = c4.clean(text, CONFIGS["c4"])
     return {
-        "gopher_quality": (gopher_quality.drop_reason(text, CONFIGS["gopher_quality"], words), text),
-        "gopher_repetition": (gopher_repetition.drop_reason(text, CONFIGS["gopher_repetition"], words), text),
+        "gopher_quality": (gopher_quality.drop_reason(text, CONFIGS["gopher_quality"]), text),
+        "gopher_repetition": (gopher_repetition.drop_reason(text, CONFIGS["gopher_repetition"]), text),
         "c4": (c4_reason, c4_text),
-        "fineweb": (fineweb.drop_reason(text, CONFIGS["fineweb"], words), text),
+        "fineweb": (fineweb.drop_reason(text, CONFIGS["fineweb"]), text),
         "pii": (None, pii.redact(text, CONFIGS["pii"])[0]),
     }
 

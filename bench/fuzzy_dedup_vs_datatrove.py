@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.near_duplicates import EDIT_KINDS, edit, read_documents
-from pipelines.readers.records import DOCUMENT_SCHEMA
+from bench.near_duplicates import EDIT_KINDS, edit, read_documents
+from formats.corpus import DOCUMENT_SCHEMA
 
 SHARED_CORPUS = Path("../shared/corpora/debian-docs")
 SHARD_BYTES = 64_000_000

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzzy_quality.py [--bases 300] [--corpus ../shared/corpora/debian-docs] [--verify 0.7 [--verify-method signature]]
 
-Builds the set of pipelines.near_duplicates (each base document with 15 edited copies and one in
+Builds the set of bench.near_duplicates (each base document with 15 edited copies and one in
 boilerplate; every pair within a family labelled with its true word 5-gram Jaccard) from real
 documents (the shared corpus when present, else data/demo/corpus), runs the job (pipelines.fuzzy_dedup,
 local Ray) once per preset, and prints per edit kind and rate: recall on duplicate pairs (Jaccard >= 0.8)
@@ -19,7 +19,7 @@ import io
 import math
 from pathlib import Path
 
-from pipelines import near_duplicates
+from bench import near_duplicates
 from pipelines.fuzzy_dedup import main as fuzzy_dedup
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 

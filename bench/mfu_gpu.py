@@ -6,7 +6,7 @@ step: forward process, forward, masked-diffusion loss, backward, gradient clippi
   run fails loudly rather than fall back to a slower kernel);
 - `--compile`: torch.compile of the model;
 - `--activation-checkpointing`: recompute each block in the backward pass (ModelConfig's own flag);
-- AdamW with `fused=True`;
+- the trainer's AdamW (trainer/optim.py: no decay on 1-D parameters) with `fused=True`;
 - precision `bf16` (bf16 weights, gradients and optimizer state, as DeepSpeed's bf16 compute) or `amp`
   (fp32 weights, bf16 autocast).
 MFU = tokens/s x model.flops_per_token(seq) / peak, the LLaDA convention (6N non-embedding + attention,
@@ -29,7 +29,9 @@ import time
 import torch
 
 from trainer.diffusion import forward_process, masked_diffusion_loss
-from trainer.model import MaskPredictor, model_config
+from trainer.model import MaskPredictor
+from trainer.model_config import model_config
+from trainer.optim import build_optimizer
 
 H100_BF16_DENSE_TFLOPS = 989.0  # H100 SXM, dense (no sparsity) bf16 tensor-core peak
 
@@ -82,12 +84,7 @@ def build(args: argparse.Namespace, device: torch.device):
     if args.precision == "bf16":
         model = model.to(torch.bfloat16)
     model.train()
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=4e-4, betas=(0.9, 0.95), eps=1e-8, fused=True,
-    )
+    optimizer = build_optimizer(model, lr=4e-4, weight_decay=0.1, fused=True)
     forward = torch.compile(model) if args.compile else model
     return model, forward, optimizer
 

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines import minhash
-from pipelines.near_duplicates import read_documents
+from bench.near_duplicates import read_documents
 
 NUM_PERM = 128
 OURS = minhash.MinHashParams(shingle="word", ngram=5, bands=16, rows=8)  # 128 hashes

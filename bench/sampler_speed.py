@@ -4,7 +4,7 @@ Modes: exact (`trainer.sampler.generate`), and `trainer.fast_sampler.generate_fa
 (--threshold), prefix cache, dual cache, threshold 0.9 + dual cache, and the last two with the cache rebuilt every 2
 steps of a block (refresh_every=2) instead of once per block. Two models:
 
-1. tiny: the diffusion model trained by `trainer.reversal` (loaded from --reversal-dir, trained there
+1. tiny: the diffusion model trained by `experiments.reversal` (loaded from --reversal-dir, trained there
    first when missing), asked the forward question of every fact at once (a batch of N prompts
    `<bos> A1 A2 's parent is`, the answer generated in one block, one step per token, as the experiment
    does). With the experiment's defaults the answer is 4 tokens (`B1 B2 . <eos>`): 4 steps, little to
@@ -116,7 +116,7 @@ def bench_tiny(
     reversal_dir: Path, *, modes: list, canvas_length: int, block_length: int | None, batch_size: int | None, repeats: int
 ) -> None:
     from common.config import from_dict
-    from trainer import reversal
+    from experiments import reversal
     from trainer.checkpoint import load_model
 
     results = reversal_dir / "results.json"
@@ -150,7 +150,8 @@ def bench_tiny(
 def bench_1b(
     *, modes: list, layers: int, prompt_length: int, gen_length: int, block_length: int, steps: int, repeats: int
 ) -> None:
-    from trainer.model import MaskPredictor, llada_1b
+    from trainer.model import MaskPredictor
+    from trainer.model_config import llada_1b
 
     config = dataclasses.replace(llada_1b(), n_layers=layers)
     torch.manual_seed(0)
@@ -178,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--canvas-length", type=int, default=10, help="tiny: the reversal run's canvas_length")
     parser.add_argument(
-        "--reversal-dir", default=None, help="output_dir of a trainer.reversal run (default: out/reversal, or "
+        "--reversal-dir", default=None, help="output_dir of an experiments.reversal run (default: out/reversal, or "
         "out/reversal-canvas<N> with --canvas-length N other than 10)"
     )
     parser.add_argument("--tiny-block-length", type=int, default=None, help="default: one block, as the experiment")

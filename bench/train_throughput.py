@@ -2,7 +2,8 @@
 
 1. matmul peak: best of a few n x n x n matmuls, fp32 and bf16 (2 n^3 FLOP each);
 2. training steps of the masked-diffusion pretraining objective (forward process, forward, backward,
-   gradient clipping, AdamW step) for the `tiny` preset and a "small" shape, fp32 and bf16;
+   gradient clipping, AdamW step as the trainer builds it: trainer/optim.py) for the `tiny` preset and a
+   "small" shape, fp32 and bf16;
 3. per row: tokens/s, achieved FLOP/s = model.flops_per_token(seq_len) * tokens/s (6N non-embedding
    + attention, the LLaDA/PaLM convention; the output head is not counted) and that as a fraction of the
    matmul peak of the same precision.
@@ -26,7 +27,9 @@ os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # before torch:
 import torch  # noqa: E402
 
 from trainer.diffusion import forward_process, masked_diffusion_loss  # noqa: E402
-from trainer.model import MaskPredictor, ModelConfig, tiny  # noqa: E402
+from trainer.model import MaskPredictor  # noqa: E402
+from trainer.model_config import ModelConfig, tiny  # noqa: E402
+from trainer.optim import build_optimizer  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -57,7 +60,7 @@ def train_step_time(
     """Median seconds of one optimizer step of the pretraining loss."""
     torch.manual_seed(0)
     model = MaskPredictor(config).to(dtype).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.1)
     generator = torch.Generator().manual_seed(0)
     mask_id = config.vocab_size - 1
     ids = torch.randint(0, mask_id, (batch, seq_len), generator=generator)

@@ -28,6 +28,17 @@ class ConfigError(ValueError):
     """A config file, key or value the user must fix; the message says which."""
 
 
+def one_of(default: Any, choices: typing.Iterable[Any]) -> Any:
+    """A field whose value is one of fixed `choices` (a registry's names): the Airflow form shows a
+    dropdown and --help lists them. The config's __post_init__ still checks the value."""
+    return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
+
+
+def field_choices(f: dataclasses.Field) -> tuple | None:
+    """The fixed values of a field declared with `one_of`, else None."""
+    return f.metadata.get("choices")
+
+
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """The docstring written under each field of a dataclass (and its bases)."""
@@ -196,6 +207,9 @@ def json_schema(cls: type) -> dict[str, dict[str, Any]]:
         if base is float:
             types_ = ["number", "integer", "null"] if optional else ["number", "integer"]
         schema[f.name] = {"default": defaults[f.name], "type": types_, "description": docs.get(f.name, "")}
+        choices = field_choices(f)
+        if choices is not None:
+            schema[f.name]["enum"] = [*choices, None] if optional else list(choices)
     return schema
 
 
@@ -206,7 +220,9 @@ def help_text(cls: type) -> str:
     defaults = to_dict(cls())
     lines = [f"{cls.__name__} keys (override with key=value):"]
     for f in dataclasses.fields(cls):
-        lines.append(f"  {f.name} ({_type_name(_base_type(hints[f.name])[0])}, default {defaults[f.name]!r})")
+        choices = field_choices(f)
+        kind = "one of " + ", ".join(map(str, choices)) if choices else _type_name(_base_type(hints[f.name])[0])
+        lines.append(f"  {f.name} ({kind}, default {defaults[f.name]!r})")
         if docs.get(f.name):
             lines.extend("      " + line for line in textwrap.wrap(docs[f.name], 90))
     return "\n".join(lines)

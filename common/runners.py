@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 
 RUNNERS = ("ray", "local")
 
@@ -20,7 +20,7 @@ RUNNERS = ("ray", "local")
 class RunnerSettings:
     """The key every job made of task rounds shares."""
 
-    runner: str = "ray"
+    runner: str = one_of("ray", RUNNERS)
     """Where the job's tasks run: "ray" (one Ray task per core, on the cluster at RAY_ADDRESS or a
     private local one) or "local" (one after another in this process, no Ray: for tests and small inputs).
     The output is the same bytes either way."""

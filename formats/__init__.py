@@ -6,6 +6,10 @@
     token_shards.py  a token-shard folder: tokens-NNNNN.arrow files and manifest.json, writer and reader
     checkpoint.py    a checkpoint folder: model.pt, model_config.json, config.json, train_metrics.json, run.json
 
+The tokenizer folder (tokenizer.model + special_tokens.json) is the one contract kept with its code,
+in tokenizer/encode.py (`Tokenizer.save` / `Tokenizer.load`): the tokenizer package sits right above
+formats/ and below every stage that reads it.
+
 Writer and reader import the same module, so a format changes in one place. Nothing here imports a
 stage (tests/test_layers.py keeps it so).
 """

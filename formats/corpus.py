@@ -1,6 +1,6 @@
 """A corpus folder, as the corpus build and the fuzzy dedup write it and later stages read it.
 
-    documents/shard-00000.parquet ...  id, text, source (+ language, language_score from the corpus build)
+    documents/shard-00000.parquet ...  CORPUS_SCHEMA: id, text, source, language, language_score
     manifest.json                      shards (file, documents, text bytes, sha256), totals, config; written last
 
 The manifest marks a finished folder: a job removes it before writing, and writes it after every shard.
@@ -11,11 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.config import ConfigError
 from common.files import write_json
 from common.paths import require_paths
+
+DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
+"""What every document has, from the readers on: its id, its text and the input it came from."""
+
+CORPUS_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append(pa.field("language_score", pa.float32()))
+"""The columns of the corpus build's document shards: DOCUMENT_SCHEMA with the cleaned text, plus the
+fastText language and score. The fuzzy dedup carries every column along; readers need `text`."""
 
 DOCUMENTS_DIR = "documents"
 MANIFEST = "manifest.json"

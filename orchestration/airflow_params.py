@@ -12,12 +12,13 @@ __all__ = ["CHAINED_FIELDS", "job_overrides", "overrides_from", "params_for", "w
 
 
 def params_for(config_cls: type, *, prefix: str = "", exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """One typed Param per config field (default, JSON-schema type, the field's docstring)."""
+    """One typed Param per config field (default, JSON-schema type, the field's docstring; a dropdown
+    for a field of fixed values)."""
     from airflow.sdk import Param
 
     skipped = set(exclude)
     return {
-        f"{prefix}{name}": Param(spec["default"], type=spec["type"], description=spec["description"])
+        f"{prefix}{name}": Param(spec["default"], **{k: v for k, v in spec.items() if k != "default"})
         for name, spec in json_schema(config_cls).items()
         if name not in skipped
     }

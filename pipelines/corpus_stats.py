@@ -1,4 +1,5 @@
-"""Per-stage accounting of the corpus build: documents and bytes in, kept and dropped by reason, time.
+"""Accounting of the corpus build: per stage, documents and bytes in, kept and dropped by reason, time;
+and the report made of it: stats.json, the summary printed at the end, the MLflow metrics.
 
 Each read task returns one `StageTally` per stage; the driver adds them up (in task order, so the
 totals do not depend on which task finished first) and prints them as a table.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -87,3 +89,69 @@ def stage_table(stages: dict[str, StageTally]) -> list[str]:
             f"{tally.bytes_kept / 1e6:>9.2f} {tally.seconds:>8.1f}   {reasons}{'; ' + extra if extra else ''}"
         )
     return lines
+
+
+def build_stats(
+    *, files: int, shards: list[dict], cleans: list[dict], dedups: list[dict], writes: list[dict], seconds: dict[str, float]
+) -> dict:
+    """stats.json from the results of the three rounds (in task order) and the manifest's shard entries."""
+    documents_kept, bytes_kept = sum(s["documents"] for s in shards), sum(s["bytes"] for s in shards)
+    stages = sum_stages([r["stages"] for r in cleans])
+    stages["dedup"] = StageTally(
+        documents_in=sum(r["documents"] for r in cleans),
+        bytes_in=sum(w["bytes"] + w["duplicate_bytes"] for w in writes),
+        documents_kept=documents_kept,
+        bytes_kept=bytes_kept,
+        dropped=Counter(duplicate=sum(d["duplicates"] for d in dedups)),
+        dropped_bytes=Counter(duplicate=sum(w["duplicate_bytes"] for w in writes)),
+        seconds=seconds["dedup"],
+    )
+    dropped: Counter = Counter()
+    for tally in stages.values():
+        dropped.update(tally.dropped)
+    return {
+        "files": files,
+        "read_tasks": len(cleans),
+        "shards": len(shards),
+        "documents_in": stages["read"].documents_in,
+        "documents_kept": documents_kept,
+        "bytes_in": stages["read"].bytes_in,
+        "bytes_kept": bytes_kept,
+        "dropped": dict(sorted(dropped.items())),
+        "quarantined": sum(stages["read"].dropped.values()),
+        "blank_lines": sum(r["blank_lines"] for r in cleans),
+        "skipped_records": dict(sum((Counter(r["skipped_records"]) for r in cleans), Counter())),
+        "stages": {name: tally.to_dict() for name, tally in stages.items()},
+        "seconds": {name: round(value, 3) for name, value in seconds.items()},
+        "peak_rss_mb": {
+            name: max(r["peak_rss_mb"] for r in results) for name, results in (("clean", cleans), ("dedup", dedups), ("write", writes))
+        },
+    }
+
+
+def print_summary(stats: dict, log: str) -> None:
+    print(f"{log} done in {stats['seconds']['total']:.1f}s: {stats['documents_in']:,} records in, "
+          f"{stats['documents_kept']:,} documents kept in {stats['shards']} shards "
+          f"({stats['bytes_in'] / 1e6:,.1f} MB in, {stats['bytes_kept'] / 1e6:,.1f} MB kept)")
+    for line in stage_table({name: StageTally.from_dict(values) for name, values in stats["stages"].items()}):
+        print(line)
+    if stats["quarantined"]:
+        print(f"  {stats['quarantined']:,} records quarantined (quarantine.jsonl): {stats['stages']['read']['dropped']}")
+    if stats["skipped_records"]:
+        print(f"  records that are not documents, skipped: {stats['skipped_records']}")
+
+
+def log_to_mlflow(stats: dict, output_dir: Path) -> None:
+    """The counts as metrics of the active MLflow run; manifest.json, stats.json and the samples as artifacts."""
+    import mlflow
+
+    counted = ("files", "read_tasks", "shards", "documents_in", "documents_kept", "bytes_in", "bytes_kept", "quarantined", "blank_lines")
+    metrics = {name: stats[name] for name in counted}
+    metrics |= {f"dropped.{reason}": count for reason, count in stats["dropped"].items()}
+    for stage, tally in stats["stages"].items():
+        metrics |= {f"stage.{stage}.{key}": tally[key] for key in ("documents_kept", "bytes_kept", "seconds")}
+        metrics |= {f"stage.{stage}.{key}": count for key, count in tally["counts"].items()}
+    metrics |= {f"seconds.{name}": value for name, value in stats["seconds"].items()}
+    mlflow.log_metrics(metrics)
+    for name in ("manifest.json", "stats.json", "dropped_samples.jsonl"):
+        mlflow.log_artifact(str(output_dir / name))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 from common.runners import RunnerSettings
 from formats.layout import default_folder
+from pipelines.minhash_presets import PRESETS
 from pipelines.survivors import SurvivorSettings, check_survivor
 
-PRESET_NAMES = ("fineweb", "nemo", "custom")
+PRESET_NAMES = (*PRESETS, "custom")
 VERIFY_METHODS = ("shingles", "signature")
+SHINGLES = ("word", "char")
 
 
 @dataclass(kw_only=True)
@@ -25,11 +27,11 @@ class FuzzyDedupConfig(SurvivorSettings, RunnerSettings):
     stats.json, config.json and manifest.json (last) are written. Work files go to output_dir/_work and
     are kept until the run succeeds: a rerun after a failure redoes only the unfinished tasks."""
 
-    preset: str = "fineweb"
+    preset: str = one_of("fineweb", PRESET_NAMES)
     """MinHash-LSH setting: "fineweb" (5-word shingles, 14 bands x 8 rows), "nemo" (24-character
     shingles, 20 x 13) or "custom" (shingle, ngram, bands and rows all set here)."""
 
-    shingle: str | None = None
+    shingle: str | None = one_of(None, SHINGLES)
     """"word" or "char" n-grams of the normalized text. Empty: the preset's."""
 
     ngram: int | None = None
@@ -51,7 +53,7 @@ class FuzzyDedupConfig(SurvivorSettings, RunnerSettings):
     this; empty keeps every candidate, as FineWeb does. Cuts the pairs that met in one band by luck
     (e.g. 0.7 with fineweb)."""
 
-    verify_method: str = "shingles"
+    verify_method: str = one_of("shingles", VERIFY_METHODS)
     """How verify_threshold measures a candidate pair: "shingles", the true Jaccard similarity of the two
     documents' shingle sets (each task keeps its shards' sets on disk, about 4 bytes per shingle), or
     "signature", MinHash's estimate from the fraction of equal signature values (cheaper; its standard
@@ -77,7 +79,7 @@ class FuzzyDedupConfig(SurvivorSettings, RunnerSettings):
                 raise ConfigError(f"{name} may not be empty")
         if self.preset not in PRESET_NAMES:
             raise ConfigError(f"preset must be one of {', '.join(PRESET_NAMES)}, got {self.preset!r}")
-        if self.shingle is not None and self.shingle not in ("word", "char"):
+        if self.shingle is not None and self.shingle not in SHINGLES:
             raise ConfigError(f"shingle must be 'word' or 'char', got {self.shingle!r}")
         for name in ("ngram", "bands", "rows"):
             value = getattr(self, name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,29 +23,19 @@ WHITESPACE_RULES = (
 )
 
 
-@dataclass(frozen=True)
-class NormalizeOptions:
-    nfc: bool = True
-    remove_control_characters: bool = True
-    normalize_whitespace: bool = True
-
-
-def normalize(table: pa.Table, options: NormalizeOptions = NormalizeOptions()) -> pa.Table:
-    """`text` normalized as `options` say, stripped at both ends.
+def normalize(table: pa.Table, *, remove_control_characters: bool = True) -> pa.Table:
+    """`text` in Unicode NFC, without control characters (unless told to keep them), with whitespace
+    normalized by WHITESPACE_RULES, stripped at both ends.
 
     NFC first, so the same visible text written with combining marks ("e\\u0301") or precomposed
     ("\\u00e9") hashes the same in the exact dedup. Not `pc.utf8_normalize`: up to at least pyarrow
     25.0.1 its NFC only decomposes (apache/arrow#51225).
     """
-    texts = table["text"].to_pylist()
-    if options.nfc:
-        texts = [unicodedata.normalize("NFC", text) for text in texts]
-    text = pa.array(texts, type=pa.string())
-    if options.remove_control_characters:
+    text = pa.array([unicodedata.normalize("NFC", text) for text in table["text"].to_pylist()], type=pa.string())
+    if remove_control_characters:
         text = pc.replace_substring_regex(text, pattern=CONTROL_CHARACTERS, replacement="")
-    if options.normalize_whitespace:
-        for pattern, replacement in WHITESPACE_RULES:
-            text = pc.replace_substring_regex(text, pattern=pattern, replacement=replacement)
+    for pattern, replacement in WHITESPACE_RULES:
+        text = pc.replace_substring_regex(text, pattern=pattern, replacement=replacement)
     text = pc.utf8_trim_whitespace(text)
     return table.set_column(table.schema.get_field_index("text"), "text", text)
 
@@ -63,9 +52,9 @@ def repair_mojibake(table: pa.Table) -> FilterOutcome:
 
     ftfy.fix_encoding: only the encoding repair, not ftfy's full fix_text, which also rewrites quotes
     and ligatures and is 6x slower. At about 7 MB/s it is the costliest step of normalization, so
-    the corpus build runs it as its own stage once the Gopher rules have dropped most documents
-    (pipelines/corpus_build.py). NFC again after it, as ftfy may decompose. Drops nothing; counts
-    the documents it changed.
+    the corpus build runs it as its own stage, `repair`, once the Gopher rules have dropped most
+    documents (`pipelines.config.STAGES`). NFC again after it, as ftfy may decompose. Drops nothing;
+    counts the documents it changed.
     """
     import ftfy
 

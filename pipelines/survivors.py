@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 
 SURVIVOR_RULES = ("input_order", "longest", "source_rank")
 
@@ -22,7 +22,7 @@ SURVIVOR_RULES = ("input_order", "longest", "source_rank")
 class SurvivorSettings:
     """The two keys both dedup configs share, with one meaning (each config calls `check_survivor`)."""
 
-    survivor: str = "input_order"
+    survivor: str = one_of("input_order", SURVIVOR_RULES)
     """Which copy of a duplicate survives: input_order (the first in input order), longest (most UTF-8
     bytes of text, then input order) or source_rank (the source matching the earliest pattern of
     source_ranking, then input order)."""

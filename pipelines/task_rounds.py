@@ -33,6 +33,11 @@ def write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
 
 
+def work_dir(output_dir: Path) -> Path:
+    """Where a job's task rounds keep their files and markers: output_dir/_work (every node must see it)."""
+    return (output_dir / "_work").resolve()
+
+
 NOT_FINGERPRINTED = ("log_to_mlflow", "mlflow_experiment", "runner")
 """Config keys that do not change a job's outputs."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 from formats.layout import default_folder
 from tokenizer.specials import SPECIAL_IDS
 
@@ -24,7 +24,7 @@ class TokenizerConfig:
     vocab_size: int = 4096
     """Pieces in the vocabulary, counting the 8 special tokens and (with byte_fallback) the 256 bytes."""
 
-    model_type: str = "bpe"
+    model_type: str = one_of("bpe", MODEL_TYPES)
     """SentencePiece model type: bpe or unigram."""
 
     max_documents: int = 100_000

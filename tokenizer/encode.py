@@ -1,4 +1,7 @@
-"""The trained tokenizer: text <-> ids, and LLaDA's chat layout for SFT and generation.
+"""The trained tokenizer: text <-> ids, LLaDA's chat layout for SFT and generation, and the tokenizer folder.
+
+The folder (tokenizer.model + special_tokens.json) is written by `Tokenizer.save` and read by
+`Tokenizer.load`: the token shards, SFT and sampling all read it through this class.
 
 Chat layout (docs/SPEC-diffusion.md, "SFT loss"; LLaDA's paper, appendix B):
     <BOS><start_header>user<end_header>\\n{text}<eot><start_header>assistant<end_header>\\n{text}<EOS>
@@ -17,8 +20,12 @@ from pathlib import Path
 import sentencepiece as spm
 
 from common.config import ConfigError
+from common.files import write_atomically, write_json
 from common.paths import require_paths
 from tokenizer.specials import special_ids
+
+MODEL_FILE = "tokenizer.model"
+SPECIALS_FILE = "special_tokens.json"
 
 Message = dict[str, str]  # {"role": "user" | "assistant" | "system" | ..., "content": text}
 
@@ -27,18 +34,22 @@ class Tokenizer:
     """A SentencePiece model with the special ids it was trained with (see tokenizer/specials.py)."""
 
     def __init__(self, model_bytes: bytes):
+        self._model_bytes = model_bytes
         self._processor = spm.SentencePieceProcessor(model_proto=model_bytes)
         self._ids = special_ids(self._processor)
         # Names the exact vocabulary that token shards and checkpoints were made with.
         self.sha256 = hashlib.sha256(model_bytes).hexdigest()
         self._newline = self.encode("\n")
 
+    def save(self, directory: str | Path) -> None:
+        """The tokenizer folder: tokenizer.model, then special_tokens.json (ids by role and vocab_size), atomically."""
+        write_atomically(Path(directory) / MODEL_FILE, self._model_bytes)
+        write_json(Path(directory) / SPECIALS_FILE, {**self.special_tokens, "vocab_size": self.vocab_size})
+
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
         """Read `directory`/tokenizer.model and check `directory`/special_tokens.json agrees with it."""
-        model_path, specials_path = require_paths(
-            [Path(directory) / "tokenizer.model", Path(directory) / "special_tokens.json"], "tokenizer"
-        )
+        model_path, specials_path = require_paths([Path(directory) / MODEL_FILE, Path(directory) / SPECIALS_FILE], "tokenizer")
         try:
             tokenizer = cls(model_path.read_bytes())
         except (RuntimeError, ValueError) as e:  # not a SentencePiece model, or not one of ours

@@ -9,9 +9,7 @@ Training is deterministic: the same corpus and config give the same tokenizer.mo
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import sys
 import time
 from collections import Counter
@@ -24,11 +22,12 @@ import sentencepiece as spm
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.files import write_atomically
+from common.files import write_json
 from common.tracking import mlflow_run
 from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
-from tokenizer.specials import special_ids, trainer_options
+from tokenizer.encode import Tokenizer
+from tokenizer.specials import trainer_options
 
 READ_BATCH_ROWS = 1024
 COUNTS = ("documents_total", "documents_sampled", "documents_empty", "documents_split", "pieces", "bytes")
@@ -134,25 +133,20 @@ def main(config: TokenizerConfig) -> dict:
         raise ConfigError(
             f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage"
         ) from None
-    model_bytes = model.getvalue()
-    processor = spm.SentencePieceProcessor(model_proto=model_bytes)
-    ids = special_ids(processor)
-    vocab_size = processor.vocab_size()
-
-    write_atomically(output / "tokenizer.model", model_bytes)
-    special_json = json.dumps({**ids, "vocab_size": vocab_size}, indent=2) + "\n"
-    write_atomically(output / "special_tokens.json", special_json.encode())
+    tokenizer = Tokenizer(model.getvalue())
+    tokenizer.save(output)
+    ids, vocab_size = tokenizer.special_tokens, tokenizer.vocab_size
     save_config(config, output / "config.json")
     report = {
         "output_dir": str(output),
-        "tokenizer_sha256": hashlib.sha256(model_bytes).hexdigest(),
+        "tokenizer_sha256": tokenizer.sha256,
         "vocab_size": vocab_size,
         "special_tokens": ids,
         "shards": len(shards),
         **{key: counts[key] for key in COUNTS},
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_atomically(output / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    write_json(output / "report.json", report)
     print(
         f"tokenizer: {vocab_size} pieces from {report['documents_sampled']} of {report['documents_total']} documents "
         f"({report['bytes'] / 1e6:.1f} MB) in {report['seconds']:.1f} s -> {output / 'tokenizer.model'} "

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 from formats.layout import default_folder
+from trainer.model_config import PRESETS
 
-MODEL_PRESETS = ("tiny", "llada_1b", "llada_8b")
+MODEL_PRESETS = tuple(PRESETS)
 PRECISIONS = ("fp32", "bf16")
+ZERO_STAGES = (0, 1, 2, 3)
+REMASKING = ("low_confidence", "random")
+"""How the sampler picks the positions it commits (trainer/sampler.py)."""
+CACHES = ("none", "prefix", "dual")
+"""Key/value caches of the fast sampler (trainer/fast_sampler.py)."""
 
 
 @dataclass(kw_only=True)
@@ -17,7 +23,7 @@ class TrainConfig:
 
     output_dir: str = default_folder("trainer.pretrain", "output_dir")
     """Where the checkpoint (model.pt, model_config.json, config.json) is written."""
-    model: str = "tiny"
+    model: str = one_of("tiny", MODEL_PRESETS)
     """Model preset: tiny, llada_1b or llada_8b (shapes in docs/SPEC-diffusion.md)."""
     steps: int = 100
     """Optimizer steps."""
@@ -45,9 +51,9 @@ class TrainConfig:
     """Ray Train workers (data-parallel ranks)."""
     use_gpu: bool = False
     """One GPU per worker (NCCL); CPU workers use gloo."""
-    zero_stage: int = 0
+    zero_stage: int = one_of(0, ZERO_STAGES)
     """DeepSpeed ZeRO stage 0-3."""
-    precision: str = "fp32"
+    precision: str = one_of("fp32", PRECISIONS)
     """fp32 or bf16 (on CPU bf16 needs ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16, set by the Makefile)."""
     activation_checkpointing: bool = False
     """Recompute each block's activations in the backward pass to save memory."""
@@ -61,7 +67,7 @@ class TrainConfig:
             raise ConfigError(f"model must be one of {', '.join(MODEL_PRESETS)}, got {self.model!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.zero_stage not in (0, 1, 2, 3):
+        if self.zero_stage not in ZERO_STAGES:
             raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
         for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every"):
             if getattr(self, name) < 1:
@@ -124,7 +130,7 @@ class SampleConfig:
     """Gumbel-noise temperature; 0 is deterministic."""
     cfg_scale: float = 0.0
     """Classifier-free guidance scale (0 = off)."""
-    remasking: str = "low_confidence"
+    remasking: str = one_of("low_confidence", REMASKING)
     """low_confidence or random."""
     seed: int = 0
     """Seed for temperature > 0 or random remasking."""
@@ -132,7 +138,7 @@ class SampleConfig:
     """Fast sampling (trainer.fast_sampler): commit every masked position of the block whose probability
     reaches this (0.9 in Fast-dLLM; 19x faster at -0.5 point on bench/README.md's reversal task). Empty: the
     exact schedule."""
-    cache: str = "none"
+    cache: str = one_of("none", CACHES)
     """Fast sampling: "none", "prefix" or "dual" key/value cache, refreshed per block (an approximation:
     see bench/README.md for what it costs a small model)."""
     refresh_every: int | None = None
@@ -144,9 +150,9 @@ class SampleConfig:
         return self.threshold is not None or self.cache != "none"
 
     def __post_init__(self) -> None:
-        if self.remasking not in ("low_confidence", "random"):
+        if self.remasking not in REMASKING:
             raise ConfigError(f"remasking must be low_confidence or random, got {self.remasking!r}")
-        if self.cache not in ("none", "prefix", "dual"):
+        if self.cache not in CACHES:
             raise ConfigError(f"cache must be none, prefix or dual, got {self.cache!r}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ConfigError(f"threshold must be in (0, 1], got {self.threshold}")

@@ -3,7 +3,7 @@
     python -m trainer.convert direction=to_hf input=out/sft output=out/sft-hf tokenizer_dir=out/tokenizer
     python -m trainer.convert direction=from_hf input=LLaDA-8B-Base output=out/llada-8b dtype=bfloat16
 
-to_hf writes config.json (LLaDA's format) and safetensors weights (trainer/hf_checkpoint.py), plus this
+to_hf writes config.json (LLaDA's format) and safetensors weights (trainer/hf/export.py), plus this
 job's config as convert_config.json; from_hf writes model.pt, model_config.json and config.json, the files
 trainer.checkpoint.load_model reads.
 """
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import run_job
-from common.config import ConfigError, save_config, to_dict
+from common.config import ConfigError, one_of, save_config, to_dict
 from formats.checkpoint import WEIGHTS
 from formats.layout import folder
+from trainer.hf.export import DEFAULT_MAX_SHARD_BYTES
 
 DIRECTIONS = ("to_hf", "from_hf")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -27,15 +28,15 @@ LLADA_CODE_FILES = ("configuration_llada.py", "modeling_llada.py")
 class ConvertConfig:
     """Convert a checkpoint between our folder layout and LLaDA's Hugging Face layout."""
 
-    direction: str = "to_hf"
+    direction: str = one_of("to_hf", DIRECTIONS)
     """to_hf: our checkpoint folder -> Hugging Face LLaDA folder; from_hf: the reverse."""
     input: str = folder("sft")
     """Folder to read: ours (model.pt + model_config.json) for to_hf, a Hugging Face LLaDA folder for from_hf."""
     output: str = folder("sft") + "-hf"
     """Folder to write (created; must differ from input)."""
-    dtype: str = "auto"
+    dtype: str = one_of("auto", DTYPES)
     """Weights dtype written: auto (as stored in the input), float32, bfloat16 or float16."""
-    max_shard_bytes: int = 5_000_000_000
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     """to_hf: largest safetensors file; bigger models are split into shards plus model.safetensors.index.json."""
     tokenizer_dir: str | None = None
     """to_hf: our tokenizer folder; its mask, EOS, pad and BOS ids and vocab size go into config.json."""
@@ -72,7 +73,7 @@ def to_hf(config: ConvertConfig) -> dict:
     import torch
 
     from trainer.checkpoint import load_model
-    from trainer.hf_checkpoint import export_hf_checkpoint
+    from trainer.hf.export import export_hf_checkpoint
 
     source, output = Path(config.input), Path(config.output)
     code_files = []
@@ -104,7 +105,8 @@ def from_hf(config: ConvertConfig) -> dict:
     import torch
 
     from trainer.checkpoint import save_model
-    from trainer.hf_checkpoint import load_hf_checkpoint, read_hf_config
+    from trainer.hf.config import read_hf_config
+    from trainer.hf.load import load_hf_checkpoint
 
     source, output = Path(config.input), Path(config.output)
     info = read_hf_config(source)

@@ -13,6 +13,7 @@ from typing import Any
 
 from common.paths import state_dir
 from formats.checkpoint import WEIGHTS
+from trainer.optim import build_optimizer
 
 
 def deepspeed_config(config) -> dict[str, Any]:
@@ -38,21 +39,13 @@ def _configure_process(use_gpu: bool) -> None:
 
 
 def build_engine(model, config, lr_lambda: Callable[[int], float]):
-    """Wrap `model` in a DeepSpeed engine with AdamW and a LambdaLR schedule (stepped per optimizer step)."""
+    """Wrap `model` in a DeepSpeed engine with AdamW (trainer/optim.py) and a LambdaLR schedule (stepped per
+    optimizer step)."""
     _configure_process(config.use_gpu)
     import deepspeed
     import torch
 
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        # Norm weights are not decayed (the usual LLaMA/OLMo practice).
-        (decay if param.ndim >= 2 else no_decay).append(param)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        betas=(0.9, 0.95),
-        eps=1e-8,
-    )
+    optimizer = build_optimizer(model, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     engine, _, _, _ = deepspeed.initialize(
         model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(config)

@@ -49,7 +49,8 @@ def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
 
 def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
     from formats.token_shards import load_token_shards
-    from trainer.model import MaskPredictor, model_config
+    from trainer.model import MaskPredictor
+    from trainer.model_config import model_config
 
     tokens, manifest = load_token_shards(config.tokens_dir)
     specials = manifest["special_tokens"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-REMASKING = ("low_confidence", "random")
+from trainer.config import REMASKING
 
 
 def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
@@ -40,6 +40,51 @@ def model_logits(model: torch.nn.Module, ids: torch.Tensor, attention_mask: torc
     return getattr(output, "logits", output)  # (B, L, V)
 
 
+def check_arguments(
+    caller: str,
+    prompt: torch.Tensor,
+    *,
+    steps: int,
+    gen_length: int,
+    block_length: int,
+    temperature: float,
+    remasking: str,
+    attention_mask: torch.Tensor | None,
+    eos_id: int | None,
+    eot_id: int | None,
+    forbid_eos: bool,
+    eos_last: bool,
+) -> int:
+    """Raise ValueError, naming `caller`, on arguments `generate` and `generate_fast` cannot sample with
+    (SPEC "Sampling": blocks of equal length, the same number of steps each); return the number of blocks."""
+    if prompt.dim() != 2:
+        raise ValueError(f"{caller}: prompt must be (batch, length) token ids, got shape {tuple(prompt.shape)}")
+    for name, value in (("steps", steps), ("gen_length", gen_length), ("block_length", block_length)):
+        if value <= 0:
+            raise ValueError(f"{caller}: {name} must be positive, got {value}")
+    if gen_length % block_length:
+        raise ValueError(f"{caller}: gen_length ({gen_length}) must be a multiple of block_length ({block_length})")
+    num_blocks = gen_length // block_length
+    if steps % num_blocks:
+        raise ValueError(
+            f"{caller}: steps ({steps}) must be a multiple of the number of blocks "
+            f"(gen_length / block_length = {num_blocks}), so that every block gets the same number of steps"
+        )
+    if remasking not in REMASKING:
+        raise ValueError(f"{caller}: remasking must be one of {', '.join(REMASKING)}, got {remasking!r}")
+    if temperature < 0:
+        raise ValueError(f"{caller}: temperature must be >= 0, got {temperature}")
+    if forbid_eos and eos_id is None:
+        raise ValueError(f"{caller}: forbid_eos needs eos_id")
+    if eos_last and eos_id is None and eot_id is None:
+        raise ValueError(f"{caller}: eos_last needs eos_id or eot_id")
+    if attention_mask is not None and attention_mask.shape != prompt.shape:
+        raise ValueError(
+            f"{caller}: attention_mask shape {tuple(attention_mask.shape)} differs from prompt {tuple(prompt.shape)}"
+        )
+    return num_blocks
+
+
 @torch.no_grad()
 def generate(
     model: torch.nn.Module,
@@ -66,31 +111,13 @@ def generate(
     forbid_eos: never emit eos_id. eos_last: commit EOS and end-of-turn candidates after every other
     position of the block (paper appendix B.4).
     """
-    if prompt.dim() != 2:
-        raise ValueError(f"generate: prompt must be (batch, length) token ids, got shape {tuple(prompt.shape)}")
-    for name, value in (("steps", steps), ("gen_length", gen_length), ("block_length", block_length)):
-        if value <= 0:
-            raise ValueError(f"generate: {name} must be positive, got {value}")
-    if gen_length % block_length:
-        raise ValueError(f"generate: gen_length ({gen_length}) must be a multiple of block_length ({block_length})")
-    num_blocks = gen_length // block_length
-    if steps % num_blocks:
-        raise ValueError(
-            f"generate: steps ({steps}) must be a multiple of the number of blocks "
-            f"(gen_length / block_length = {num_blocks}), so that every block gets the same number of steps"
-        )
-    if remasking not in REMASKING:
-        raise ValueError(f"generate: remasking must be one of {', '.join(REMASKING)}, got {remasking!r}")
-    if temperature < 0 or cfg_scale < 0:
-        raise ValueError(f"generate: temperature ({temperature}) and cfg_scale ({cfg_scale}) must be >= 0")
-    if forbid_eos and eos_id is None:
-        raise ValueError("generate: forbid_eos needs eos_id")
-    if eos_last and eos_id is None and eot_id is None:
-        raise ValueError("generate: eos_last needs eos_id or eot_id")
-    if attention_mask is not None and attention_mask.shape != prompt.shape:
-        raise ValueError(
-            f"generate: attention_mask shape {tuple(attention_mask.shape)} differs from prompt {tuple(prompt.shape)}"
-        )
+    num_blocks = check_arguments(
+        "generate", prompt, steps=steps, gen_length=gen_length, block_length=block_length, temperature=temperature,
+        remasking=remasking, attention_mask=attention_mask, eos_id=eos_id, eot_id=eot_id, forbid_eos=forbid_eos,
+        eos_last=eos_last,
+    )
+    if cfg_scale < 0:
+        raise ValueError(f"generate: cfg_scale must be >= 0, got {cfg_scale}")
 
     B, P = prompt.shape
     # 1. the canvas: prompt, then gen_length masks
@@ -102,6 +129,7 @@ def generate(
             attention_mask = torch.cat([attention_mask, attention_mask], dim=0)  # (2B, P + G)
     prompt_index = x != mask_id  # (B, P + G)
     steps_per_block = steps // num_blocks
+    end_ids = [i for i in (eos_id, eot_id) if i is not None] if eos_last else []
 
     # 2. blocks left to right
     for block in range(num_blocks):
@@ -120,26 +148,12 @@ def generate(
                 logits = un_logits + (cfg_scale + 1) * (cond_logits - un_logits)  # (B, L, V)
             else:
                 logits = model_logits(model, x, attention_mask)  # (B, L, V)
-            end_ids = [i for i in (eos_id, eot_id) if i is not None] if eos_last else []
             x0, confidence, is_end = candidates(logits, temperature, remasking, eos_id if forbid_eos else None, end_ids)
-            if eos_last:
-                # B.4: end tokens go last. The spec says confidence -inf; 2 below every other candidate
-                # orders them the same way (confidences lie in [0, 1]) but keeps them above the positions
-                # that may not be committed at all, so a block whose only candidates are EOS still finishes.
-                confidence = torch.where(is_end, confidence - 2, confidence)
-
+            confidence = end_tokens_last(confidence, is_end)  # B.4; no end token unless eos_last
             confidence[:, block_end:] = float("-inf")  # right of the block: not yet
             x0 = torch.where(mask_index, x0, x)
             confidence = torch.where(mask_index, confidence, float("-inf"))  # already decoded: keep
-
-            # per row, commit the k most confident candidates
-            k = num_transfer[:, step]  # (B,)
-            k_max = int(k.max())
-            top = confidence.topk(k_max, dim=-1).indices  # (B, k_max)
-            commit = torch.zeros_like(mask_index).scatter_(
-                1, top, torch.arange(k_max, device=x.device)[None, :] < k[:, None]
-            )  # (B, L)
-            x = torch.where(commit, x0, x)
+            x = torch.where(commit_most_confident(confidence, num_transfer[:, step]), x0, x)  # k per row
     return x
 
 
@@ -158,3 +172,22 @@ def candidates(
         confidence = torch.rand(x0.shape, device=x0.device, dtype=torch.float64)  # (B, W) in [0, 1)
     is_end = torch.isin(x0, torch.tensor(end_ids, dtype=x0.dtype, device=x0.device))  # (B, W)
     return x0, confidence, is_end
+
+
+def end_tokens_last(confidence: torch.Tensor, is_end: torch.Tensor) -> torch.Tensor:
+    """The order in which to commit the candidates (B, W): paper appendix B.4, end tokens after every other one.
+
+    The spec says confidence -inf; 2 below every other candidate orders them the same way (confidences lie in
+    [0, 1]) but keeps them above the positions that may not be committed at all (-inf), so a block whose only
+    candidates are end tokens still finishes."""
+    return torch.where(is_end, confidence - 2, confidence)
+
+
+def commit_most_confident(confidence: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Which positions to commit (B, W): per row b, the count[b] most confident (SPEC "Sampling", step 3).
+
+    confidence (B, W) is -inf where nothing may be committed; count (B,) must not exceed a row's other positions."""
+    k_max = int(count.max())
+    top = confidence.topk(k_max, dim=-1).indices  # (B, k_max)
+    ranks = torch.arange(k_max, device=confidence.device)[None, :]  # (1, k_max)
+    return torch.zeros_like(confidence, dtype=torch.bool).scatter_(1, top, ranks < count[:, None])  # (B, W)

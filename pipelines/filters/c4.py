@@ -126,6 +126,9 @@ def clean(text: str, config: C4Config) -> tuple[str | None, str | None, int]:
     return "\n".join(kept).strip(), None, removed
 
 
+Config = C4Config  # the name the registry reads from every filter (pipelines/filters/__init__.py)
+
+
 def apply(table: pa.Table, config: C4Config) -> FilterOutcome:
     """Rewrite each row's `text` without the lines C4 removes; drop the rows a C4 rule drops, with its reason.
     Counts `c4.lines_removed` (non-blank lines removed from the kept documents)."""

@@ -49,11 +49,8 @@ class FineWebConfig:
             raise ConfigError("fineweb: short_line_length and max_newline_ratio must be >= 0")
 
 
-def drop_reason(text: str, config: FineWebConfig, words: list[str] | None = None) -> str | None:
-    """The first FineWeb rule `text` fails, in datatrove's order, or None if it passes.
-
-    `words` are `split_words(text)` when the caller has them already (see `pipelines.filters.run_filters`).
-    """
+def drop_reason(text: str, config: FineWebConfig) -> str | None:
+    """The first FineWeb rule `text` fails, in datatrove's order, or None if it passes."""
     lines = [line for line in text.split("\n") if line.strip()]
     if not lines:
         return "fineweb.empty"
@@ -67,11 +64,14 @@ def drop_reason(text: str, config: FineWebConfig, words: list[str] | None = None
     newlines = text.count("\n")
     # Each whitespace-separated chunk holds at least one word: a pass counted in chunks is a pass in words,
     # and counting chunks is much cheaper than splitting words.
-    if words is None and newlines / len(text.split()) <= config.max_newline_ratio:
+    if newlines / len(text.split()) <= config.max_newline_ratio:
         return None
-    if newlines / len(split_words(text) if words is None else words) > config.max_newline_ratio:
+    if newlines / len(split_words(text)) > config.max_newline_ratio:
         return "fineweb.list_ratio"
     return None
+
+
+Config = FineWebConfig  # the name the registry reads from every filter (pipelines/filters/__init__.py)
 
 
 def apply(table: pa.Table, config: FineWebConfig) -> FilterOutcome:

@@ -90,12 +90,9 @@ class GopherQualityConfig:
             )
 
 
-def drop_reason(text: str, config: GopherQualityConfig, words: list[str] | None = None) -> str | None:
-    """The first Gopher quality rule `text` fails, in datatrove's order, or None if it passes.
-
-    `words` are `split_words(text)` when the caller has them already (see `pipelines.filters.run_filters`).
-    """
-    words = split_words(text) if words is None else words
+def drop_reason(text: str, config: GopherQualityConfig) -> str | None:
+    """The first Gopher quality rule `text` fails, in datatrove's order, or None if it passes."""
+    words = split_words(text)
     # Each distinct word is looked at once, in C loops (map, compress): this runs on every document.
     counts = Counter(words)
     distinct, frequencies = list(counts), list(counts.values())
@@ -127,6 +124,9 @@ def drop_reason(text: str, config: GopherQualityConfig, words: list[str] | None 
     if len(counts.keys() & set(config.stop_words)) < config.min_stop_words:
         return "gopher_quality.few_stop_words"
     return None
+
+
+Config = GopherQualityConfig  # the name the registry reads from every filter (pipelines/filters/__init__.py)
 
 
 def apply(table: pa.Table, config: GopherQualityConfig) -> FilterOutcome:

@@ -79,11 +79,8 @@ def duplicates(items: list[str]) -> tuple[int, int]:
     return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
 
 
-def drop_reason(text: str, config: GopherRepetitionConfig, words: list[str] | None = None) -> str | None:
-    """The first Gopher repetition rule `text` fails, in datatrove's order, or None if it passes.
-
-    `words` are `split_words(text)` when the caller has them already (see `pipelines.filters.run_filters`).
-    """
+def drop_reason(text: str, config: GopherRepetitionConfig) -> str | None:
+    """The first Gopher repetition rule `text` fails, in datatrove's order, or None if it passes."""
     if not text:
         return "gopher_repetition.empty"
     paragraphs = PARAGRAPH_BREAK.split(text.strip())
@@ -99,7 +96,7 @@ def drop_reason(text: str, config: GopherRepetitionConfig, words: list[str] | No
     if repeated_chars / len(text) > config.dup_line_char_frac:
         return "gopher_repetition.dup_line_char_frac"
 
-    words = split_words(text) if words is None else words
+    words = split_words(text)
     word_ids = dict(zip(dict.fromkeys(words), count()))  # by first occurrence
     ids = np.fromiter(map(word_ids.__getitem__, words), np.int64, len(words))
     lengths = np.fromiter(map(len, word_ids), np.int64, len(word_ids))[ids]
@@ -117,6 +114,9 @@ def drop_reason(text: str, config: GopherRepetitionConfig, words: list[str] | No
     if failed < len(config.top_n_grams):
         return f"gopher_repetition.top_{config.top_n_grams[failed]}_gram"
     return f"gopher_repetition.dup_{config.dup_n_grams[failed - len(config.top_n_grams)]}_gram"
+
+
+Config = GopherRepetitionConfig  # the name the registry reads from every filter (pipelines/filters/__init__.py)
 
 
 def apply(table: pa.Table, config: GopherRepetitionConfig) -> FilterOutcome:

@@ -97,6 +97,9 @@ def redact(text: str, config: PIIConfig) -> tuple[str, int, int]:
     return text, emails, ips
 
 
+Config = PIIConfig  # the name the registry reads from every filter (pipelines/filters/__init__.py)
+
+
 def apply(table: pa.Table, config: PIIConfig) -> FilterOutcome:
     """Replace e-mail and public IP addresses in each row's `text`; counts `pii.emails` and `pii.ips`."""
 

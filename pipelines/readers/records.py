@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
-"""The columns every document has; the corpus build adds `language` and `language_score`."""
+from formats.corpus import DOCUMENT_SCHEMA
 
 RECORD_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("offset", pa.int64()))
 """Documents as read, with `offset`: where the record starts in its input (the byte offset in the

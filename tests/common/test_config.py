@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from common.cli import run_job
-from common.config import ConfigError, field_docs, help_text, json_schema, load_config, to_dict
+from common.config import ConfigError, field_docs, help_text, json_schema, load_config, one_of, to_dict
 
 
 @dataclass(kw_only=True)
@@ -25,6 +25,10 @@ class Example:
     """Some paths."""
     limit: int | None = None
     """Optional limit."""
+    colour: str = one_of("red", ("red", "blue"))
+    """A colour from a fixed set."""
+    shade: str | None = one_of(None, ("light", "dark"))
+    """An optional one."""
 
     def __post_init__(self) -> None:
         if self.count < 0:
@@ -35,7 +39,9 @@ def test_defaults_then_file_then_overrides(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"count": 5, "name": "file"}))
     config = load_config(Example, path, ["count=7", "on=true", "paths=b,c", "rate=2", "limit=none"])
-    assert to_dict(config) == {"name": "file", "count": 7, "rate": 2.0, "on": True, "paths": ["b", "c"], "limit": None}
+    assert to_dict(config) == {
+        "name": "file", "count": 7, "rate": 2.0, "on": True, "paths": ["b", "c"], "limit": None, "colour": "red", "shade": None
+    }
 
 
 def test_toml_file_and_json_list_override(tmp_path):
@@ -46,8 +52,8 @@ def test_toml_file_and_json_list_override(tmp_path):
 
 
 def test_unknown_key_is_an_error_naming_it(tmp_path):
-    with pytest.raises(ConfigError, match="'colour'"):
-        load_config(Example, None, ["colour=red"])
+    with pytest.raises(ConfigError, match="'color'"):
+        load_config(Example, None, ["color=red"])
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"nmae": "typo"}))
     with pytest.raises(ConfigError, match=r"c\.json.*'nmae'"):
@@ -77,6 +83,13 @@ def test_field_docs_feed_help_and_schema():
     assert schema["paths"]["type"] == "array"
     assert schema["limit"]["type"] == ["integer", "null"]
     assert schema["rate"]["type"] == ["number", "integer"]
+
+
+def test_fixed_values_become_a_dropdown_and_are_listed_in_help():
+    schema = json_schema(Example)
+    assert schema["colour"]["enum"] == ["red", "blue"] and schema["shade"]["enum"] == ["light", "dark", None]
+    assert "enum" not in schema["name"]
+    assert "colour (one of red, blue, default 'red')" in help_text(Example)
 
 
 def test_cli_dry_run_prints_resolved_config(capsys):

@@ -65,3 +65,17 @@ def test_params_are_typed_and_make_valid_configs(dags):
     _check_params_build_configs(dags["sft"], [("", SFTConfig), ("sample.", SampleConfig)])
     steps = dags["pretrain"].params.get_param("steps")
     assert steps.schema["type"] == "integer" and steps.description
+
+
+def test_fixed_values_are_dropdowns(dags):
+    params = dags["corpus_build"].params
+    assert params.get_param("corpus.survivor").schema["enum"] == ["input_order", "longest", "source_rank"]
+    assert params.get_param("fuzzy.preset").schema["enum"] == ["fineweb", "nemo", "custom"]
+    assert params.get_param("fuzzy.shingle").schema["enum"] == ["word", "char", None]
+    assert dags["pretrain"].params.get_param("zero_stage").schema["enum"] == [0, 1, 2, 3]
+    assert dags["sft"].params.get_param("sample.cache").schema["enum"] == ["none", "prefix", "dual"]
+
+
+def test_the_work_folder_says_what_each_dag_reads_and_writes(dags):
+    assert "Writes corpus/, corpus_fuzzy/, tokenizer/, tokens/" in dags["corpus_build"].params.get_param("work_dir").description
+    assert dags["sft"].params.get_param("work_dir").description.startswith("Reads tokenizer/, pretrain/; writes sft/")

@@ -9,7 +9,6 @@ the rerun redoes only unfinished tasks.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import random

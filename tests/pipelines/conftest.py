@@ -1,10 +1,11 @@
-"""One real local Ray per test module for the pipeline jobs, with a private MLflow store."""
+"""A private state folder (MLflow store) per test module, and one real local Ray per module for the jobs run on it."""
 
 import pytest
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
+def private_state(tmp_path_factory):
+    """LLADA_STATE_DIR in a temporary folder for the module: its MLflow store is its own."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
         env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -14,8 +15,13 @@ def ray_session(tmp_path_factory):
         # exports meanwhile, so no other module inherits this module's store (nor this one another's).
         env.setenv("MLFLOW_TRACKING_URI", "")
         env.delenv("MLFLOW_TRACKING_URI")
-        from common.ray_runtime import init_ray
+        yield
 
-        ray = init_ray(num_cpus=2)
-        yield ray
-        ray.shutdown()
+
+@pytest.fixture(scope="module")
+def ray_session(private_state):
+    from common.ray_runtime import init_ray
+
+    ray = init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -1,4 +1,5 @@
-"""The corpus build end to end on a real local Ray (one per module) and a real MLflow store."""
+"""The corpus build end to end, its tasks run in this process (runner=local: the same bytes as on Ray, which
+tests/integration runs), with a real MLflow store private to the module."""
 
 from __future__ import annotations
 
@@ -13,23 +14,26 @@ import zstandard
 
 from common.cli import run_job
 from common.config import ConfigError, field_docs, load_config
-from pipelines.config import CorpusBuildConfig
-from pipelines.corpus_build import OUTPUT_SCHEMA, main
+from formats.corpus import CORPUS_SCHEMA
+from pipelines.config import FILTER_STAGES, CorpusBuildConfig
+from pipelines.corpus_build import main
 from tests.shared_data import DEBIAN_DOCS
 
 REAL_CORPUS_FILE = DEBIAN_DOCS / "docs-00006.jsonl.zst"
+
+pytestmark = pytest.mark.usefixtures("private_state")
 
 
 NO_FILTERS = {
     "languages": [],
     "language_threshold": 0.0,
-    **{stage: False for stage in ("gopher_quality", "gopher_repetition", "c4", "fineweb", "pii")},
+    **{stage: False for stage in FILTER_STAGES},
 }
 """The runner's mechanics, on texts too small for the quality filters (tested in tests/pipelines/filters)."""
 
 
 def build_config(**values) -> CorpusBuildConfig:
-    return CorpusBuildConfig(**{"log_to_mlflow": False, **NO_FILTERS, **values})
+    return CorpusBuildConfig(**{"runner": "local", "log_to_mlflow": False, **NO_FILTERS, **values})
 
 
 def long_text(topic: str) -> str:
@@ -72,7 +76,7 @@ def inputs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(ray_session, inputs, tmp_path_factory) -> tuple[dict, Path]:
+def built(private_state, inputs, tmp_path_factory) -> tuple[dict, Path]:
     output_dir = tmp_path_factory.mktemp("build") / "corpus"
     summary = main(build_config(inputs=[str(inputs)], output_dir=str(output_dir), num_partitions=3, log_to_mlflow=True))
     return summary, output_dir
@@ -94,7 +98,7 @@ def test_shards_agree_with_manifest_and_stats(built):
     tables = read_shards(output_dir)
     for shard, table in zip(manifest["shards"], tables):
         path = output_dir / shard["file"]
-        assert table.schema.remove_metadata() == OUTPUT_SCHEMA
+        assert table.schema.remove_metadata() == CORPUS_SCHEMA
         assert table.num_rows == shard["documents"]
         assert sum(len(t.encode()) for t in table["text"].to_pylist()) == shard["bytes"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
@@ -178,7 +182,7 @@ def test_rerun_gives_byte_identical_shards_and_removes_stale_ones(built, inputs)
     assert json.loads((output_dir / "manifest.json").read_text())["shards"] == json.loads(manifest_before)["shards"]
 
 
-def test_missing_input_fails_before_anything_is_written(ray_session, inputs, tmp_path):
+def test_missing_input_fails_before_anything_is_written(inputs, tmp_path):
     missing = tmp_path / "no-such-corpus"
     output_dir = tmp_path / "out"
     with pytest.raises(ConfigError, match=str(missing)):
@@ -186,7 +190,7 @@ def test_missing_input_fails_before_anything_is_written(ray_session, inputs, tmp
     assert not output_dir.exists()
 
 
-def test_truncated_and_empty_files_are_quarantined_not_fatal(ray_session, tmp_path):
+def test_truncated_and_empty_files_are_quarantined_not_fatal(tmp_path):
     lines = b"".join(json.dumps({"text": long_text(str(i))}).encode() + b"\n" for i in range(500))
     data = zstandard.ZstdCompressor().compress(lines)
     (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
@@ -220,7 +224,7 @@ def test_cli_dry_run_and_bad_key(capsys):
 
 
 @pytest.mark.skipif(not REAL_CORPUS_FILE.exists(), reason=f"{REAL_CORPUS_FILE} is not on this machine")
-def test_real_corpus_file_has_exact_duplicates(ray_session, tmp_path):
+def test_real_corpus_file_has_exact_duplicates(tmp_path):
     stats = main(build_config(inputs=[str(REAL_CORPUS_FILE)], output_dir=str(tmp_path / "out")))
     assert stats["dropped"]["duplicate"] > 0
     assert stats["documents_in"] == stats["documents_kept"] + sum(stats["dropped"].values())
@@ -231,7 +235,7 @@ SHARED_WARC = DEBIAN_DOCS / "web-00000.warc.gz"
 
 
 @pytest.mark.skipif(not SHARED_WARC.exists(), reason=f"{SHARED_WARC} is not on this machine")
-def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path):
+def test_real_warc_goes_through_extraction_and_every_stage(tmp_path):
     """The first 400 records of the shared crawl (a .warc.gz can be cut between gzip members)."""
     from warcio.archiveiterator import ArchiveIterator
 
@@ -243,7 +247,7 @@ def test_real_warc_goes_through_extraction_and_every_stage(ray_session, tmp_path
                 break
         source.seek(0)
         (tmp_path / "crawl.warc.gz").write_bytes(source.read(end))
-    stats = main(CorpusBuildConfig(inputs=[str(tmp_path / "crawl.warc.gz")], output_dir=str(tmp_path / "out"), log_to_mlflow=False))
+    stats = main(CorpusBuildConfig(inputs=[str(tmp_path / "crawl.warc.gz")], output_dir=str(tmp_path / "out"), log_to_mlflow=False, runner="local"))
     assert stats["documents_in"] == 400
     assert list(stats["stages"]) == [
         "read", "normalize", "gopher_quality", "gopher_repetition", "repair", "language", "c4", "fineweb", "pii", "dedup"

@@ -1,4 +1,5 @@
-"""The fuzzy dedup job end to end on a real local Ray (one per module), on planted near duplicates of real documents."""
+"""The fuzzy dedup job end to end on planted near duplicates of real documents, its tasks run in this process
+(runner=local: the same bytes as on Ray); the SIGKILL test runs on a real local Ray."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import pipelines.fuzzy_dedup as fuzzy_dedup
+from bench.near_duplicates import BOILERPLATE, choose_bases, edit, read_documents
 from common.cli import run_job
 from common.config import ConfigError, field_docs, load_config
+from pipelines import minhash
 from pipelines.fuzzy_dedup import main
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
-from pipelines.near_duplicates import BOILERPLATE, choose_bases, edit, read_documents
-from pipelines.readers.records import DOCUMENT_SCHEMA
+from pipelines.minhash_presets import fineweb
+from formats.corpus import DOCUMENT_SCHEMA
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "data" / "demo" / "corpus" / "part-00000.jsonl.zst"
 OUTPUTS = ("documents/shard-00000.parquet", "documents/shard-00001.parquet", "documents/shard-00002.parquet", "duplicates.parquet")
@@ -64,11 +67,11 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 def config(corpus_dir: Path, output_dir: Path, **overrides) -> FuzzyDedupConfig:
     # 12 documents over 3 partitions: every round has several tasks, and most routes cross partitions.
     values = {"corpus_dir": str(corpus_dir), "output_dir": str(output_dir), "documents_per_partition": 4, "batch_size": 2}
-    return FuzzyDedupConfig(**(values | {"log_to_mlflow": False} | overrides))
+    return FuzzyDedupConfig(**(values | {"runner": "local", "log_to_mlflow": False} | overrides))
 
 
 @pytest.fixture(scope="module")
-def built(ray_session, corpus, tmp_path_factory) -> tuple[dict, Path]:
+def built(private_state, corpus, tmp_path_factory) -> tuple[dict, Path]:
     output_dir = tmp_path_factory.mktemp("out") / "fuzzy"
     return main(config(corpus[0], output_dir, log_to_mlflow=True)), output_dir
 
@@ -130,7 +133,7 @@ def test_counts_and_artifacts_reach_mlflow(built):
     assert {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)} >= {"manifest.json", "stats.json"}
 
 
-def test_survivor_rules(ray_session, corpus, built, tmp_path):
+def test_survivor_rules(corpus, built, tmp_path):
     texts = corpus[1]
     main(config(corpus[0], tmp_path / "longest", survivor="longest"))
     longest = clusters(tmp_path / "longest")
@@ -147,7 +150,7 @@ def test_survivor_rules(ray_session, corpus, built, tmp_path):
 
 
 @pytest.mark.parametrize("method", ["shingles", "signature"])
-def test_verification_drops_candidates_below_the_threshold(ray_session, corpus, tmp_path, method):
+def test_verification_drops_candidates_below_the_threshold(corpus, tmp_path, method):
     stats = main(config(corpus[0], tmp_path / "out", verify_threshold=1.0, verify_method=method))
     # Only identical shingle sets (or signatures) pass: the exact copy; the edited copies are candidates but dropped.
     assert {i: s for i, (_, s) in clusters(tmp_path / "out").items()} == {"b0": "b0", "b0-copy": "b0"}
@@ -155,13 +158,13 @@ def test_verification_drops_candidates_below_the_threshold(ray_session, corpus, 
     assert not (tmp_path / "out" / "_work").exists()  # the shingle sets go with the work files
 
 
-def test_shingle_verification_uses_the_true_jaccard_of_the_pair(ray_session, corpus, tmp_path):
+def test_shingle_verification_uses_the_true_jaccard_of_the_pair(corpus, tmp_path):
     texts = corpus[1]
-    params = fuzzy_dedup.minhash.fineweb()
+    params = fineweb()
 
     def shingles(document_id: str) -> set[int]:
-        normalized = fuzzy_dedup.minhash.normalize(pa.array([texts[document_id]]))[0].as_py()
-        return set(fuzzy_dedup.minhash.shingle_hashes(normalized, params).tolist())
+        normalized = minhash.normalize(pa.array([texts[document_id]]))[0].as_py()
+        return set(minhash.shingle_hashes(normalized, params).tolist())
 
     a, b = shingles("b1"), shingles("b1-longer")
     true = len(a & b) / len(a | b)
@@ -173,14 +176,14 @@ def test_shingle_verification_uses_the_true_jaccard_of_the_pair(ray_session, cor
     assert "b1-longer" not in clusters(tmp_path / "above")
 
 
-def test_a_rerun_after_a_crash_redoes_only_unfinished_tasks(ray_session, corpus, built, tmp_path, monkeypatch):
+def test_a_rerun_after_a_crash_redoes_only_unfinished_tasks(corpus, built, tmp_path, monkeypatch):
     output_dir = tmp_path / "crashed"
     run_round = fuzzy_dedup.run_round
 
-    def crash_at_clusters(ray, work, stage, *args, **kwargs):
+    def crash_at_clusters(runner, work, stage, *args, **kwargs):
         if stage == "clusters":
             raise RuntimeError("killed")
-        return run_round(ray, work, stage, *args, **kwargs)
+        return run_round(runner, work, stage, *args, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(fuzzy_dedup, "run_round", crash_at_clusters)
@@ -200,7 +203,7 @@ def test_a_rerun_after_a_crash_redoes_only_unfinished_tasks(ray_session, corpus,
     assert not (output_dir / "_work").exists()
 
 
-def test_work_of_another_config_is_not_reused(ray_session, corpus, built, tmp_path):
+def test_work_of_another_config_is_not_reused(corpus, built, tmp_path):
     output_dir = tmp_path / "out"
     (output_dir / "_work" / "done" / "signatures").mkdir(parents=True)
     (output_dir / "_work" / "fingerprint.json").write_text("{}")
@@ -211,10 +214,11 @@ def test_work_of_another_config_is_not_reused(ray_session, corpus, built, tmp_pa
 
 @pytest.mark.integration
 def test_sigkill_mid_run_then_rerun_gives_the_same_bytes(ray_session, corpus, built, tmp_path):
-    """The driver killed with SIGKILL while components rounds run, on the same Ray cluster; rerun in-process."""
+    """The driver killed with SIGKILL while components rounds run, on the same Ray cluster; rerun in-process
+    (runner=local: the work the Ray tasks marked done is resumed)."""
     output_dir = tmp_path / "killed"
     overrides = [f"corpus_dir={corpus[0]}", f"output_dir={output_dir}", "documents_per_partition=4", "batch_size=2", "log_to_mlflow=false"]
-    assert load_config(FuzzyDedupConfig, overrides=overrides) == config(corpus[0], output_dir)
+    assert load_config(FuzzyDedupConfig, overrides=overrides) == config(corpus[0], output_dir, runner="ray")
     env = dict(os.environ, RAY_ADDRESS=ray_session.get_runtime_context().gcs_address)
     driver = subprocess.Popen([sys.executable, "-m", "pipelines.fuzzy_dedup", *overrides], env=env, stdout=subprocess.DEVNULL)
     first_round = output_dir / "_work" / "done" / "components-001"
@@ -231,7 +235,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_bytes(ray_session, corpus, bu
         assert (output_dir / name).read_bytes() == (built[1] / name).read_bytes(), name
 
 
-def test_config_errors_name_the_problem(ray_session, corpus, tmp_path):
+def test_config_errors_name_the_problem(corpus, tmp_path):
     assert set(field_docs(FuzzyDedupConfig)) == set(FuzzyDedupConfig.__dataclass_fields__)
     with pytest.raises(ConfigError, match="preset"):
         load_config(FuzzyDedupConfig, overrides=["preset=minhash"])

@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from common.config import ConfigError
+from bench.near_duplicates import jaccard, shingle_set
 from pipelines import minhash
-from pipelines.near_duplicates import jaccard, shingle_set
+from pipelines.minhash_presets import fineweb
 
 WORDS = minhash.MinHashParams(shingle="word", ngram=5, bands=64, rows=4)
 CHARS = minhash.MinHashParams(shingle="char", ngram=3, bands=16, rows=4)
@@ -114,7 +114,7 @@ def test_estimates_are_unbiased_over_many_pairs():
     for _ in range(40):
         shared = int(rng.integers(100, 900))
         a, b = counting_text(0, 1000), counting_text(1000 - shared, 1000)
-        errors.append(float(minhash.estimated_jaccard(*sigs([a, b], minhash.fineweb()))) - jaccard(shingle_set(a), shingle_set(b)))
+        errors.append(float(minhash.estimated_jaccard(*sigs([a, b], fineweb()))) - jaccard(shingle_set(a), shingle_set(b)))
     assert abs(np.mean(errors)) < 0.015  # the standard error of the mean of 40 estimates at 112 hashes
 
 
@@ -128,17 +128,3 @@ def test_band_keys_match_exactly_when_a_band_matches():
     assert (keys[0] == keys[1]).tolist() == [True, False, True]
     same_values = np.tile(first[:, :4], 3)  # every band holds the same four values
     assert len(set(minhash.band_keys(same_values, bands=3, rows=4)[0].tolist())) == 3
-
-
-def test_presets_and_their_resolution():
-    assert (minhash.fineweb().ngram, minhash.fineweb().num_hashes, minhash.fineweb().shingle) == (5, 112, "word")
-    assert (minhash.nemo().ngram, minhash.nemo().num_hashes, minhash.nemo().shingle) == (24, 260, "char")
-    none = {"shingle": None, "ngram": None, "bands": None, "rows": None}
-    assert minhash.resolve_params("nemo", **none, seed=3) == minhash.MinHashParams("char", 24, 20, 13, seed=3)
-    assert minhash.resolve_params("fineweb", **{**none, "bands": 14}, seed=1) == minhash.fineweb()
-    with pytest.raises(ConfigError, match="preset=custom"):
-        minhash.resolve_params("fineweb", **{**none, "bands": 20}, seed=1)
-    with pytest.raises(ConfigError, match="ngram, bands"):
-        minhash.resolve_params("custom", **{**none, "shingle": "word", "rows": 2}, seed=1)
-    custom = minhash.resolve_params("custom", shingle="char", ngram=5, bands=2, rows=3, seed=1)
-    assert custom.num_hashes == 6

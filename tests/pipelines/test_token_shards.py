@@ -1,4 +1,5 @@
-"""The token shards job end to end on a real Ray: counts add up, files match the manifest, reruns are identical."""
+"""The token shards job end to end, its tasks run in this process (runner=local: the same bytes as on Ray), with
+an MLflow store private to the module: counts add up, files match the manifest, reruns are identical."""
 
 from __future__ import annotations
 
@@ -22,23 +23,6 @@ SHARDS = 3
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A private local Ray for this module, and MLflow state in a temporary folder."""
-    import ray
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LLADA_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        for name in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACT_ROOT"):
-            env.delenv(name, raising=False)
-        started = not ray.is_initialized()  # a module before this one may have left its Ray running
-        if started:
-            ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-        yield ray
-        if started:
-            ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
     documents = real_documents(english=150, polish=30)
     corpus = write_corpus(tmp_path_factory.mktemp("corpus"), documents, shards=SHARDS)
@@ -50,11 +34,12 @@ def inputs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
 def config(inputs, output: Path, **overrides) -> TokenShardsConfig:
     corpus, tokenizer_dir, _ = inputs
     values = {"corpus_dir": str(corpus), "tokenizer_dir": str(tokenizer_dir), "output_dir": str(output)}
-    return TokenShardsConfig(**{**values, "seq_len": SEQ_LEN, "batch_size": 16, "log_to_mlflow": False, **overrides})
+    settings = {"seq_len": SEQ_LEN, "batch_size": 16, "runner": "local", "log_to_mlflow": False}
+    return TokenShardsConfig(**{**values, **settings, **overrides})
 
 
 @pytest.fixture(scope="module")
-def run(ray_cluster, inputs, tmp_path_factory) -> tuple[Path, dict]:
+def run(private_state, inputs, tmp_path_factory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("tokens")
     return output, main(config(inputs, output))
 
@@ -124,7 +109,7 @@ def test_rerun_is_byte_identical(run, inputs, tmp_path, capsys):
     assert not [p for p in output.iterdir() if p.name.startswith(".")]
 
 
-def test_stale_token_files_are_removed(inputs, ray_cluster, tmp_path):
+def test_stale_token_files_are_removed(inputs, tmp_path):
     (tmp_path / "tokens-00007.arrow").write_bytes(b"left over from a larger corpus")
     main(config(inputs, tmp_path))
     assert sorted(p.name for p in tmp_path.glob("tokens-*.arrow")) == [f"tokens-{i:05d}.arrow" for i in range(SHARDS)]
@@ -143,7 +128,7 @@ def test_missing_inputs_are_config_errors_naming_them(inputs, tmp_path):
 def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     corpus, tokenizer_dir, _ = inputs
     argv = [f"corpus_dir={corpus}", f"tokenizer_dir={tokenizer_dir}", f"output_dir={tmp_path}"]
-    argv += [f"seq_len={SEQ_LEN}", "batch_size=16"]
+    argv += [f"seq_len={SEQ_LEN}", "batch_size=16", "runner=local"]
     assert run_job(TokenShardsConfig, main, argv) == 0
     assert file_bytes(tmp_path) == file_bytes(run[0])
 

@@ -9,9 +9,10 @@ from common.config import ConfigError
 from common.paths import PROJECT_ROOT
 from tests.tokenizer import train_tokenizer, write_corpus
 from trainer import sample
+from trainer.checkpoint import save_model
 from trainer.config import SampleConfig
-from trainer.model import MaskPredictor, model_config
-from trainer.reversal import save_model
+from trainer.model import MaskPredictor
+from trainer.model_config import model_config
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from pipelines.readers.records import DOCUMENT_SCHEMA
+from formats.corpus import DOCUMENT_SCHEMA
 
 EDIT_KINDS = ("substitute", "insert", "delete")
 EDIT_RATES = (0.01, 0.03, 0.05, 0.10, 0.20)

@@ -5,9 +5,8 @@ import torch
 
 from common.cli import run_job
 from common.config import ConfigError
-from trainer import reversal
-from trainer.model import MaskPredictor, ModelConfig
-from trainer.reversal import (
+from experiments import reversal
+from experiments.reversal import (
     BOS_ID,
     EOS_ID,
     MASK_ID,
@@ -24,6 +23,7 @@ from trainer.reversal import (
     make_pairs,
     reverse_canvases,
 )
+from trainer.model import MaskPredictor, ModelConfig
 from trainer.sampler import generate
 
 

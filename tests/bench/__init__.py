@@ -1,0 +1,1 @@
+"""Tests of what the benchmarks build (bench/), e.g. the labelled near-duplicate set."""

@@ -1,0 +1,46 @@
+"""The build layout: the one table the DAGs chain their tasks with and the configs take defaults from."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from formats.layout import CHAINED_FIELDS, JOB_FOLDERS, default_folder, folder, job_folders
+from pipelines.config import CorpusBuildConfig
+from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
+from pipelines.token_config import TokenShardsConfig
+from tokenizer.config import TokenizerConfig
+from trainer.config import PretrainConfig, SampleConfig, SFTConfig
+
+CONFIGS = {
+    "pipelines.corpus_build": CorpusBuildConfig,
+    "pipelines.fuzzy_dedup": FuzzyDedupConfig,
+    "tokenizer.train": TokenizerConfig,
+    "pipelines.token_shards": TokenShardsConfig,
+    "trainer.pretrain": PretrainConfig,
+    "trainer.sft": SFTConfig,
+    "trainer.sample": SampleConfig,
+}
+
+
+@pytest.mark.parametrize("job", JOB_FOLDERS)
+def test_every_config_defaults_to_its_folders_under_out(job):
+    config = CONFIGS[job]()
+    fields = {f.name for f in dataclasses.fields(config)}
+    assert set(JOB_FOLDERS[job]) <= fields
+    assert {name: getattr(config, name) for name in JOB_FOLDERS[job]} == job_folders(job, "out")
+
+
+def test_each_output_is_the_next_jobs_input():
+    assert job_folders("pipelines.fuzzy_dedup", "w")["corpus_dir"] == job_folders("pipelines.corpus_build", "w")["output_dir"]
+    assert job_folders("pipelines.token_shards", "w")["tokenizer_dir"] == job_folders("tokenizer.train", "w")["output_dir"]
+    assert job_folders("trainer.pretrain", "w")["tokens_dir"] == job_folders("pipelines.token_shards", "w")["output_dir"]
+    assert job_folders("trainer.sft", "w")["init_checkpoint"] == job_folders("trainer.pretrain", "w")["output_dir"]
+    assert job_folders("trainer.sample", "w")["checkpoint"] == "w/sft" == default_folder("trainer.sft", "output_dir").replace("out", "w")
+    assert set(CHAINED_FIELDS) == {"output_dir", "corpus_dir", "tokenizer_dir", "tokens_dir", "init_checkpoint", "checkpoint"}
+
+
+def test_an_unknown_folder_is_named():
+    with pytest.raises(KeyError, match="no build folder 'tokens_v2'"):
+        folder("tokens_v2")
