@@ -41,11 +41,12 @@ def setup_mlflow(experiment: str):
 
 
 @contextlib.contextmanager
-def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
-    """Start a run, log `params`, and print its id so the caller (or a DAG log) can find it."""
+def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None, *, run_id: str | None = None) -> Iterator[Any]:
+    """Start a run and log `params`, or continue the run `run_id` (a resumed job: its params were logged
+    when it started, and MLflow refuses to change a param); print its id so a DAG log can find it."""
     mlflow = setup_mlflow(experiment)
-    with mlflow.start_run(run_name=run_name) as run:
-        if params:
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
+        if params and not run_id:
             mlflow.log_params({k: (str(v)[:6000]) for k, v in params.items()})
-        print(f"mlflow run: {run.info.run_id} (experiment {experiment})", flush=True)
+        print(f"mlflow run: {run.info.run_id} (experiment {experiment}{', continued' if run_id else ''})", flush=True)
         yield run

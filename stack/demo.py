@@ -15,19 +15,21 @@ from pathlib import Path
 
 from stack import airflow_home
 from common.paths import PROJECT_ROOT, state_dir
-from formats.checkpoint import RUN, SAMPLES
+from formats.checkpoint import CHECKPOINTS, RUN, SAMPLES
 from formats.layout import DEFAULT_WORK_DIR
 from formats.token_shards import MANIFEST
 
-# Small enough for 2 CPU cores in a few minutes; the same knobs are the DAGs' Params.
+# Small enough for 2 CPU cores in a few minutes; the same knobs are the DAGs' Params. resume=never: a
+# rerun of the demo trains afresh instead of continuing the previous demo's finished run.
 # The demo corpus is documentation, not web text: Gopher's quality rules (50+ words, 80% alphabetic
 # words) and C4's (5+ sentences ending in punctuation, no curly braces) keep under 3% of it, too little
 # to train on. The demo turns those two off; every other stage runs with its published defaults.
 DEMO_CORPUS = {"corpus.inputs": ["data/demo/corpus"], "corpus.gopher_quality": False, "corpus.c4": False}
 DEMO_CONF = {
     "corpus_build": {"work_dir": DEFAULT_WORK_DIR, **DEMO_CORPUS, "tokenizer.vocab_size": 4096, "tokens.seq_len": 128},
-    "pretrain": {"work_dir": DEFAULT_WORK_DIR, "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20},
-    "sft": {"work_dir": DEFAULT_WORK_DIR, "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
+    "pretrain": {"work_dir": DEFAULT_WORK_DIR, "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20,
+                 "checkpoint_every": 100, "resume": "never"},
+    "sft": {"work_dir": DEFAULT_WORK_DIR, "resume": "never", "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
             "sample.prompt": "What does the `chdir` function do?"},
 }
 
@@ -75,6 +77,7 @@ def print_summary(work: Path, seconds: float) -> None:
     rows += [
         ("tokens written", f"{tokens['tokens']:,} ({tokens['sequences']:,} sequences of {tokens['seq_len']})"),
         ("pretrain loss", f"{pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}   mlflow run {pretrain['run_id']}"),
+        ("pretrain checkpoints", ", ".join(p.name for p in sorted((work / "pretrain" / CHECKPOINTS).glob("step-*")))),
         ("sft loss", f"{sft['first_loss']:.3f} -> {sft['final_loss']:.3f}   mlflow run {sft['run_id']}"),
         ("sample prompt", sample["prompt"]),
         ("sample completion", repr(sample["completion"])),

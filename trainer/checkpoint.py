@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.files import atomic_path
-from formats.checkpoint import WEIGHTS, read_model_config, weights_and_config, write_model_config
+from formats.checkpoint import WEIGHTS, mark_complete, read_model_config, weights_and_config, write_model_config
 
 
 def save_model(model, folder: str | Path) -> None:
-    """model.pt (atomically) + model_config.json of `model`, readable by `load_model`."""
+    """model.pt (atomically), model_config.json, then complete.json: an export `load_model` reads."""
     import torch
 
     folder = Path(folder)
@@ -17,6 +17,7 @@ def save_model(model, folder: str | Path) -> None:
     with atomic_path(folder / WEIGHTS) as tmp:
         torch.save(model.state_dict(), tmp)
     write_model_config(model.config, folder)
+    mark_complete(folder)
 
 
 def load_model(checkpoint_dir: str | Path, *, dtype=None):

@@ -17,12 +17,18 @@ CACHES = ("none", "prefix", "dual")
 """Key/value caches of the fast sampler (trainer/fast_sampler.py)."""
 
 
+FINGERPRINTED = ("model", "seed", "eps", "precision", "zero_stage")
+"""Keys a resumed run must share with its checkpoint (the job adds its data: tokens, seq_len, tokenizer).
+steps, the lr schedule, checkpoint_every and the logging keys may change."""
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """What pretraining and SFT share: model, optimisation, parallelism, tracking."""
 
     output_dir: str = default_folder("trainer.pretrain", "output_dir")
-    """Where the checkpoint (model.pt, model_config.json, config.json) is written."""
+    """Where the final export (model.pt, model_config.json, config.json, metrics.jsonl) and the training
+    checkpoints (checkpoints/step-NNNNNNNN/) are written (formats/checkpoint.py)."""
     model: str = one_of("tiny", MODEL_PRESETS)
     """Model preset: tiny, llada_1b or llada_8b (shapes in docs/SPEC-diffusion.md)."""
     steps: int = 100
@@ -61,6 +67,17 @@ class TrainConfig:
     """Log loss, lr and tokens/s to MLflow and stdout every this many steps."""
     mlflow_experiment: str = "pretrain"
     """MLflow experiment that receives the run."""
+    checkpoint_every: int = 0
+    """Save a training checkpoint (model, optimizer, scheduler, data position) every this many optimizer
+    steps; 0 saves one only at the end. A stop request (SIGTERM to the job) also saves one."""
+    keep_checkpoints: int = 3
+    """Keep the newest this many training checkpoints; older ones are deleted after each save."""
+    resume: str = "auto"
+    """auto: continue from the newest complete checkpoint in output_dir (start afresh when there is none);
+    never: delete output_dir's checkpoints and start afresh; or the path of a checkpoint folder to continue
+    from. Continuing keeps the MLflow run, and refuses a checkpoint made with other fingerprinted keys."""
+    max_failures: int = 0
+    """Restarts of the workers after one dies, each from the newest checkpoint (Ray Train's FailureConfig)."""
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
@@ -69,9 +86,14 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.zero_stage not in ZERO_STAGES:
             raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every"):
+        for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("checkpoint_every", "max_failures"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.resume.strip():
+            raise ConfigError("resume must be auto, never or a checkpoint folder")
         if not 0 < self.eps < 1:
             raise ConfigError(f"eps must be in (0, 1), got {self.eps}")
         if not 0 <= self.decay_fraction <= 1:

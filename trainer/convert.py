@@ -111,8 +111,8 @@ def from_hf(config: ConvertConfig) -> dict:
     source, output = Path(config.input), Path(config.output)
     info = read_hf_config(source)
     model = load_hf_checkpoint(source, dtype=None if config.dtype == "auto" else getattr(torch, config.dtype))
-    save_model(model, output)
     save_config(config, output / "config.json")
+    save_model(model, output)  # complete.json last: the folder is whole
     dtype = model.transformer.wte.weight.dtype
     print(f"[convert] {source} -> {output}: {model.num_params():,} parameters in {dtype}", flush=True)
     return {

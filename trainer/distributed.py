@@ -61,7 +61,7 @@ def save_weights(engine, output_dir: str | Path, filename: str = WEIGHTS) -> Pat
 
 def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name: str) -> None:
     """Run `worker_fn(loop_config)` on `config.num_workers` Ray Train workers; raise if any fails."""
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from common.ray_runtime import init_ray
@@ -72,7 +72,9 @@ def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name
         train_loop_per_worker=worker_fn,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
-        run_config=RunConfig(name=name, storage_path=storage),
+        # A worker that dies restarts the training function on every worker, up to max_failures times;
+        # the loop then resumes from the newest checkpoint in output_dir (trainer/checkpointing.py).
+        run_config=RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=config.max_failures)),
     )
     result = trainer.fit()
     if result.error:
@@ -85,3 +87,12 @@ def world() -> tuple[int, int]:
 
     context = ray.train.get_context()
     return context.get_world_rank(), context.get_world_size()
+
+
+def all_reduce_sum(values, device):
+    """Element-wise sum of a float64 CPU tensor over every rank (one collective); returned on the CPU."""
+    import torch.distributed as dist
+
+    reduced = values.to(device)
+    dist.all_reduce(reduced)
+    return reduced.cpu()

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from common.cli import run_job
 from common.config import ConfigError, from_dict
-from trainer.config import PretrainConfig
-from trainer.loop import Job
+from trainer.config import FINGERPRINTED, PretrainConfig
+from trainer.loop import IteratorData, Job
 
 
-def token_batches(tokens, *, batch_size: int, rank: int, world_size: int, seed: int) -> Iterator:
-    """Endless micro-batches of this rank's rows, reshuffled each epoch (same order on every rerun)."""
+def token_batches(tokens, *, batch_size: int, rank: int, world_size: int, seed: int, start: int = 0) -> Iterator:
+    """Endless micro-batches of this rank's rows, reshuffled each epoch (same order on every rerun), from
+    the `start`-th micro-batch on (found by arithmetic: nothing before it is read)."""
     import numpy as np
     import torch
 
@@ -24,13 +25,14 @@ def token_batches(tokens, *, batch_size: int, rank: int, world_size: int, seed: 
         raise ConfigError(
             f"rank {rank} has {len(rows)} sequences, fewer than micro_batch_size={batch_size}: write more token shards"
         )
-    epoch = 0
+    per_epoch = len(rows) // batch_size
+    epoch, skip = divmod(start, per_epoch)
     while True:
         order = np.random.default_rng(seed + epoch).permutation(rows)
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            index = np.sort(order[start : start + batch_size])
+        for first in range(skip * batch_size, per_epoch * batch_size, batch_size):
+            index = np.sort(order[first : first + batch_size])
             yield torch.from_numpy(tokens[index].astype(np.int64))
-        epoch += 1
+        epoch, skip = epoch + 1, 0
 
 
 def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
@@ -47,6 +49,16 @@ def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
     return compute
 
 
+def fingerprint(config: PretrainConfig, manifest: dict) -> dict:
+    """What a run resuming this one must share: the model and its noise, and the data (trainer.config.FINGERPRINTED)."""
+    return {
+        **{key: getattr(config, key) for key in FINGERPRINTED},
+        "tokens_dir": str(Path(config.tokens_dir).resolve()),
+        "seq_len": manifest["seq_len"],
+        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+    }
+
+
 def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
     from formats.token_shards import load_token_shards
     from trainer.model import MaskPredictor
@@ -57,15 +69,24 @@ def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Jo
     model = MaskPredictor(
         model_config(config.model, vocab_size=specials["vocab_size"], activation_checkpointing=config.activation_checkpointing)
     )
-    batches = token_batches(tokens, batch_size=config.micro_batch_size, rank=rank, world_size=world_size, seed=config.seed)
-    return Job(model=model, batches=batches, loss=pretrain_loss(specials["mask"], config.eps, config.random_length_prob))
+
+    def batches(start: int) -> Iterator:
+        return token_batches(tokens, batch_size=config.micro_batch_size, rank=rank, world_size=world_size, seed=config.seed, start=start)
+
+    return Job(
+        model=model,
+        data=IteratorData(batches, per_step=config.grad_accum_steps),
+        loss=pretrain_loss(specials["mask"], config.eps, config.random_length_prob),
+        fingerprint=fingerprint(config, manifest),
+    )
 
 
 def _worker(loop_config: dict) -> None:
     from trainer import loop
 
     config = from_dict(PretrainConfig, loop_config["config"])
-    loop.run(config, build_pretrain_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
+    loop.run(config, build_pretrain_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"],
+             resume_from=loop_config["resume_from"])
 
 
 def main(config: PretrainConfig) -> dict:
@@ -78,10 +99,10 @@ def main(config: PretrainConfig) -> dict:
         config,
         _worker,
         run_name="pretrain",
+        fingerprint=fingerprint(config, manifest),
         extra_params={"tokens_dir": config.tokens_dir, "tokenizer_sha256": manifest.get("tokenizer_sha256"),
                       "train_sequences": manifest.get("sequences"), "seq_len": manifest.get("seq_len")},
     )
-
 
 if __name__ == "__main__":
     raise SystemExit(run_job(PretrainConfig, main, description="Masked diffusion pretraining (LLaDA) on token shards."))

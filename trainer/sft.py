@@ -11,8 +11,8 @@ from pathlib import Path
 
 from common.cli import run_job
 from common.config import ConfigError, from_dict
-from trainer.config import SFTConfig
-from trainer.loop import Job
+from trainer.config import FINGERPRINTED, SFTConfig
+from trainer.loop import IteratorData, Job
 
 
 def read_pairs(path: str | Path, tokenizer, max_seq_len: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
@@ -48,8 +48,9 @@ def read_pairs(path: str | Path, tokenizer, max_seq_len: int) -> tuple[list[tupl
     return pairs, stats
 
 
-def pair_batches(pairs, *, batch_size: int, eos_id: int, rank: int, world_size: int, seed: int) -> Iterator:
-    """Endless micro-batches (input_ids, prompt_lengths, answer_lengths) of this rank's pairs."""
+def pair_batches(pairs, *, batch_size: int, eos_id: int, rank: int, world_size: int, seed: int, start: int = 0) -> Iterator:
+    """Endless micro-batches (input_ids, prompt_lengths, answer_lengths) of this rank's pairs, reshuffled each
+    epoch, from the `start`-th micro-batch on."""
     import numpy as np
 
     from trainer.diffusion import pad_sft_batch
@@ -57,13 +58,14 @@ def pair_batches(pairs, *, batch_size: int, eos_id: int, rank: int, world_size: 
     mine = pairs[rank::world_size]
     if len(mine) < batch_size:
         raise ConfigError(f"rank {rank} has {len(mine)} SFT pairs, fewer than micro_batch_size={batch_size}")
-    epoch = 0
+    per_epoch = len(mine) // batch_size
+    epoch, skip = divmod(start, per_epoch)
     while True:
         order = np.random.default_rng(seed + epoch).permutation(len(mine))
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            chosen = [mine[i] for i in order[start : start + batch_size]]
+        for first in range(skip * batch_size, per_epoch * batch_size, batch_size):
+            chosen = [mine[i] for i in order[first : first + batch_size]]
             yield pad_sft_batch([p for p, _ in chosen], [r for _, r in chosen], eos_id)
-        epoch += 1
+        epoch, skip = epoch + 1, 0
 
 
 def sft_objective(mask_id: int, eps: float):
@@ -89,15 +91,36 @@ def build_sft_job(config: SFTConfig, rank: int, world_size: int) -> Job:
     model = load_model(config.init_checkpoint).train()
     model.config.activation_checkpointing = config.activation_checkpointing
     pairs, _ = read_pairs(config.conversations, tokenizer, config.max_seq_len)
-    batches = pair_batches(pairs, batch_size=config.micro_batch_size, eos_id=tokenizer.eos_id, rank=rank, world_size=world_size, seed=config.seed)
-    return Job(model=model, batches=batches, loss=sft_objective(tokenizer.mask_id, config.eps))
+
+    def batches(start: int) -> Iterator:
+        return pair_batches(pairs, batch_size=config.micro_batch_size, eos_id=tokenizer.eos_id, rank=rank,
+                            world_size=world_size, seed=config.seed, start=start)
+
+    return Job(
+        model=model,
+        data=IteratorData(batches, per_step=config.grad_accum_steps),
+        loss=sft_objective(tokenizer.mask_id, config.eps),
+        fingerprint=fingerprint(config, tokenizer.sha256),
+    )
+
+
+def fingerprint(config: SFTConfig, tokenizer_sha256: str) -> dict:
+    """What a run resuming this one must share (trainer.config.FINGERPRINTED, the data and the start)."""
+    return {
+        **{key: getattr(config, key) for key in FINGERPRINTED},
+        "conversations": str(Path(config.conversations).resolve()),
+        "init_checkpoint": str(Path(config.init_checkpoint).resolve()),
+        "max_seq_len": config.max_seq_len,
+        "tokenizer_sha256": tokenizer_sha256,
+    }
 
 
 def _worker(loop_config: dict) -> None:
     from trainer import loop
 
     config = from_dict(SFTConfig, loop_config["config"])
-    loop.run(config, build_sft_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"])
+    loop.run(config, build_sft_job, mlflow_run_id=loop_config["mlflow_run_id"], tracking_uri=loop_config["tracking_uri"],
+             resume_from=loop_config["resume_from"])
 
 
 def main(config: SFTConfig) -> dict:
@@ -109,7 +132,8 @@ def main(config: SFTConfig) -> dict:
     for name in ("conversations", "init_checkpoint", "tokenizer_dir"):
         setattr(config, name, str(Path(getattr(config, name)).resolve()))
     # Read once on the driver: bad lines are reported here, before any worker starts.
-    _, stats = read_pairs(config.conversations, Tokenizer.load(config.tokenizer_dir), config.max_seq_len)
+    tokenizer = Tokenizer.load(config.tokenizer_dir)
+    _, stats = read_pairs(config.conversations, tokenizer, config.max_seq_len)
     print(f"[sft] {stats['conversations']} conversations -> {stats['pairs']} pairs "
           f"({stats['bad_lines']} bad lines, {stats['truncated']} truncated, {stats['too_long']} too long)", flush=True)
     for example in stats["examples"]:
@@ -117,7 +141,7 @@ def main(config: SFTConfig) -> dict:
     if stats["pairs"] == 0:
         raise ConfigError(f"no usable conversations in {config.conversations}")
     summary = train_tracked(
-        config, _worker, run_name="sft",
+        config, _worker, run_name="sft", fingerprint=fingerprint(config, tokenizer.sha256),
         extra_params={f"data_{k}": v for k, v in stats.items() if k != "examples"},
     )
     return {**summary, "data": stats}

@@ -1,41 +1,93 @@
-"""The driver side of a training job: an MLflow run around a Ray Train launch, and the checkpoint link."""
+"""The driver side of a training job: resume or start, an MLflow run around the Ray Train launch, the stop
+request on SIGTERM, and the link from the run to its checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from common.config import to_dict
 from common.files import write_json
-from formats.checkpoint import CONFIG, MODEL_CONFIG, RUN, TRAIN_METRICS
 from common.tracking import mlflow_run, tracking_uri
+from formats.checkpoint import CONFIG, MODEL_CONFIG, RUN, STOP_REQUEST, TRAIN_METRICS, newest_checkpoint, read_trainer_state
 from trainer import distributed
 
 
-def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, extra_params: dict | None = None) -> dict:
-    """Launch `worker_fn` under Ray Train inside an MLflow run; returns final metrics and the run id."""
+class StoppedError(RuntimeError):
+    """The job was asked to stop (SIGTERM) and its workers checkpointed; rerunning it resumes."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(output_dir: Path) -> Iterator[Path]:
+    """While the block runs, SIGTERM (Ray's stop_job, a preemption) writes the stop request instead of
+    killing the driver: the workers save a checkpoint at their next sync point and end."""
+    request = output_dir / STOP_REQUEST
+    request.unlink(missing_ok=True)
+
+    def ask_to_stop(signum, frame) -> None:
+        print(f"SIGTERM: asking the workers to checkpoint and stop ({request})", flush=True)
+        request.touch()
+
+    previous = signal.signal(signal.SIGTERM, ask_to_stop)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, fingerprint: dict[str, Any],
+                  extra_params: dict | None = None) -> dict:
+    """Launch `worker_fn` under Ray Train inside an MLflow run (the checkpoint's own run when resuming);
+    returns the final metrics and the run id."""
+    from trainer.checkpointing import choose_resume
+
     config = dataclasses.replace(config, output_dir=str(Path(config.output_dir).resolve()))
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resume_from, state = choose_resume(config, fingerprint)  # a wrong checkpoint fails here, before any worker
+    if resume_from is not None:
+        print(f"[{run_name}] resuming from {resume_from} (step {state['step']})", flush=True)
     params = {**to_dict(config), **(extra_params or {})}
-    with mlflow_run(config.mlflow_experiment, run_name, params) as run:
+    run_id = state["mlflow_run_id"] if state else None
+    # Ray's driver installs its own SIGTERM handler (which aborts the process): connect first, so that
+    # stop_on_sigterm's handler replaces it while the workers run.
+    from common.ray_runtime import init_ray
+
+    init_ray()
+    with mlflow_run(config.mlflow_experiment, run_name, params, run_id=run_id) as run, stop_on_sigterm(output_dir) as stop:
         import mlflow
 
-        loop_config = {"config": to_dict(config), "mlflow_run_id": run.info.run_id, "tracking_uri": tracking_uri()}
+        loop_config = {
+            "config": to_dict(config),
+            "mlflow_run_id": run.info.run_id,
+            "tracking_uri": tracking_uri(),
+            "resume_from": str(resume_from) if resume_from else None,
+        }
         distributed.launch(worker_fn, loop_config, config, name=f"{run_name}-{run.info.run_id[:8]}")
-        checkpoint = Path(config.output_dir)
-        metrics = json.loads((checkpoint / TRAIN_METRICS).read_text())
-        mlflow.set_tag("checkpoint", checkpoint.as_uri())
-        mlflow.log_artifact(str(checkpoint / MODEL_CONFIG), artifact_path="checkpoint")
-        mlflow.log_artifact(str(checkpoint / CONFIG), artifact_path="checkpoint")
+        if stop.exists():
+            stop.unlink()
+            mlflow.end_run(status="KILLED")
+            saved = newest_checkpoint(output_dir)
+            step = read_trainer_state(saved)["step"] if saved else 0
+            raise StoppedError(f"stopped on request at step {step}; checkpoint {saved}: rerun the same command to resume")
+        metrics = json.loads((output_dir / TRAIN_METRICS).read_text())
+        mlflow.set_tag("checkpoint", output_dir.as_uri())
+        mlflow.log_artifact(str(output_dir / MODEL_CONFIG), artifact_path="checkpoint")
+        mlflow.log_artifact(str(output_dir / CONFIG), artifact_path="checkpoint")
         summary = {
             "run_id": run.info.run_id,
             "experiment": config.mlflow_experiment,
-            "checkpoint": str(checkpoint),
+            "checkpoint": str(output_dir),
             "first_loss": metrics["first_loss"],
             "final_loss": metrics["final_loss"],
+            "steps": metrics["steps"],
         }
-        write_json(checkpoint / RUN, summary)
+        write_json(output_dir / RUN, summary)
     print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
-          f"checkpoint {checkpoint}; mlflow run {summary['run_id']}", flush=True)
+          f"checkpoint {output_dir}; mlflow run {summary['run_id']}", flush=True)
     return summary

@@ -1,0 +1,204 @@
+"""Kill a pretraining run mid-way (its driver, or one Ray Train worker); the resumed run must end exactly
+where an uninterrupted one does: the same metrics.jsonl, and weights that are torch.equal.
+
+Two CPU workers over gloo, fp32, ZeRO 0 and ZeRO 2, on token shards of one demo file. The runs are
+`python -m trainer.pretrain` subprocesses joined to one local Ray head, as a DAG task's Ray job is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from common.paths import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+STEPS = 24
+# A step takes a fraction of a second here and a worker's line reaches the driver's log about a second
+# later: enough steps that a kill aimed at step k lands well before the end.
+TRAIN = ["num_workers=2", f"steps={STEPS}", "micro_batch_size=4", "log_every=1", "checkpoint_every=4", "precision=fp32"]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    from stack.local_ray import start_head
+
+    head = start_head(num_cpus=2)
+    yield head
+    head.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory) -> Path:
+    """Token shards of one demo file (every stage in-process: runner=local)."""
+    work = tmp_path_factory.mktemp("data")
+    no_filters = [f"{stage}=false" for stage in ("gopher_quality", "gopher_repetition", "c4", "fineweb")]
+    commands = [
+        ["pipelines.corpus_build", f"inputs={PROJECT_ROOT / 'data/demo/corpus/part-00003.jsonl.gz'}", f"output_dir={work / 'corpus'}",
+         "languages=[]", "language_threshold=0", *no_filters],
+        ["tokenizer.train", f"corpus_dir={work / 'corpus'}", f"output_dir={work / 'tokenizer'}", "vocab_size=512"],
+        ["pipelines.token_shards", f"corpus_dir={work / 'corpus'}", f"tokenizer_dir={work / 'tokenizer'}",
+         f"output_dir={work / 'tokens'}", "seq_len=32"],
+    ]
+    for module, *args in commands:
+        extra = ["runner=local"] if module.startswith("pipelines.") else []
+        subprocess.run([sys.executable, "-m", module, *args, *extra, "log_to_mlflow=false"], cwd=PROJECT_ROOT, check=True,
+                       capture_output=True)
+    return work / "tokens"
+
+
+def start(ray_head, tokens: Path, output_dir: Path, zero_stage: int, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "trainer.pretrain", f"tokens_dir={tokens}", f"output_dir={output_dir}",
+               f"zero_stage={zero_stage}", *TRAIN, *extra]
+    env = dict(os.environ, RAY_ADDRESS=ray_head.gcs_address)
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    output = process.communicate(timeout=600)[0].decode(errors="replace")
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def wait_for(process: subprocess.Popen, pattern: str) -> list[str]:
+    """Read the run's output up to the first line matching `pattern`; the lines read."""
+    lines = []
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"the run ended before {pattern!r}:\n" + "".join(lines[-40:]))
+
+
+def wait_for_step(process: subprocess.Popen, step: int) -> list[str]:
+    """Read the run's output until worker 0 reports `step`."""
+    return wait_for(process, rf"\[pretrain\] step {step}/{STEPS} ")
+
+
+def train_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if re.search(r"RayTrainWorker|TrainController", " ".join(p.info["cmdline"] or []))]
+
+
+def wait_until_workers_are_gone() -> None:
+    """Ray ends a killed driver's actors soon after; a rerun must not share output_dir with them."""
+    deadline = time.monotonic() + 60
+    while train_processes() and time.monotonic() < deadline:
+        time.sleep(1)
+
+
+def weights(output_dir: Path) -> dict:
+    import torch
+
+    return torch.load(output_dir / "model.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_run(output_dir: Path, reference: Path) -> None:
+    import torch
+
+    assert (output_dir / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
+    ours, theirs = weights(output_dir), weights(reference)
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+
+
+def assert_killed_mid_run(output_dir: Path) -> None:
+    """The kill came after a checkpoint and before the end: work was in flight."""
+    steps = [json.loads(line)["step"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert list((output_dir / "checkpoints").glob("step-*"))
+    assert not (output_dir / "complete.json").exists() and max(steps) < STEPS
+
+
+@pytest.fixture(scope="module")
+def references(ray_head, tokens, tmp_path_factory) -> dict[int, Path]:
+    """An uninterrupted run per ZeRO stage."""
+    root = tmp_path_factory.mktemp("reference")
+    for stage in (0, 2):
+        finish(start(ray_head, tokens, root / f"zero{stage}", stage))
+    return {stage: root / f"zero{stage}" for stage in (0, 2)}
+
+
+def kill_mid_run(process: subprocess.Popen, output_dir: Path, at_step: int) -> None:
+    wait_for_step(process, at_step)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    wait_until_workers_are_gone()
+    assert_killed_mid_run(output_dir)
+
+
+def mlflow_run(run_id: str):
+    from mlflow import MlflowClient
+
+    from common.tracking import tracking_uri
+
+    return MlflowClient(tracking_uri()).get_run(run_id)
+
+
+def test_sigterm_checkpoints_then_a_killed_driver_resumes_exactly(ray_head, tokens, references, tmp_path):
+    output_dir = tmp_path / "run"
+    # SIGTERM (Ray's stop_job, a preemption): the workers checkpoint at the next step and the run ends KILLED.
+    process = start(ray_head, tokens, output_dir, 0)
+    before = "".join(wait_for_step(process, 3))
+    process.send_signal(signal.SIGTERM)
+    output = before + process.communicate(timeout=300)[0].decode(errors="replace")
+    assert process.returncode != 0 and "stopped on request" in output, output[-3000:]
+    stopped_at = int(re.search(r"stopped on request at step (\d+)", output).group(1))
+    assert 3 <= stopped_at <= 16 and (output_dir / "checkpoints" / f"step-{stopped_at:08d}").is_dir()
+    run_id = re.search(r"mlflow run: (\w+)", output).group(1)
+    assert mlflow_run(run_id).info.status == "KILLED"
+    wait_until_workers_are_gone()
+
+    # It resumes, is SIGKILLed (no chance to save), and resumes again from its newest checkpoint.
+    kill_mid_run(start(ray_head, tokens, output_dir, 0), output_dir, random.Random(0).randint(stopped_at + 1, 18))
+    output = finish(start(ray_head, tokens, output_dir, 0))
+    assert "resuming from" in output
+    assert_same_run(output_dir, references[0])
+    assert json.loads((output_dir / "run.json").read_text())["run_id"] == run_id  # one MLflow run throughout
+    run = mlflow_run(run_id)
+    assert run.info.status == "FINISHED"
+    from mlflow import MlflowClient
+
+    from common.tracking import tracking_uri
+
+    steps = [m.step for m in MlflowClient(tracking_uri()).get_metric_history(run_id, "loss")]
+    assert sorted(steps) == list(range(1, STEPS + 1))  # each step logged once
+
+
+def test_a_killed_worker_then_a_killed_driver_and_a_truncated_checkpoint(ray_head, tokens, references, tmp_path):
+    output_dir = tmp_path / "run"
+    # One Ray Train worker dies: with max_failures=1 the job restarts its workers from the newest checkpoint.
+    process = start(ray_head, tokens, output_dir, 2, "max_failures=1")
+    wait_for_step(process, 5)
+    workers = [p for p in train_processes() if "RayTrainWorker" in " ".join(p.info["cmdline"])]
+    assert workers, "no Ray Train worker process found to kill"
+    assert list((output_dir / "checkpoints").glob("step-*")) and not (output_dir / "complete.json").exists()
+    workers[-1].kill()
+    wait_for(process, r"resuming at step \d+")
+    # Then the driver is SIGKILLed, and its newest checkpoint truncated (as by a full disk): the rerun skips
+    # that one, with a warning, for the one before it.
+    wait_for_step(process, 13)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    wait_until_workers_are_gone()
+    assert_killed_mid_run(output_dir)
+    older, newest = sorted((output_dir / "checkpoints").glob("step-*"))[-2:]
+    victim = max(newest.rglob("*.pt"), key=lambda p: p.stat().st_size)
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    output = finish(start(ray_head, tokens, output_dir, 2))
+    assert f"warning: skipping checkpoint {newest}" in output and f"resuming from {older}" in output
+    assert_same_run(output_dir, references[2])

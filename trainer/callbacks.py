@@ -1,0 +1,174 @@
+"""The side effects of training, each its own callback (OLMo-core's split): the loop owns the steps.
+
+Every callback sees the same events: `on_start` (after a resume, if any), `on_sync` at each sync point
+(with the step's loss reduced over ranks), `on_end` after the last step. Rank 0 alone writes the
+console line, MLflow and metrics.jsonl; every rank takes part in a checkpoint and in a stop request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from common.files import write_atomically
+from formats.checkpoint import METRICS_LOG, STOP_REQUEST, read_metrics_log
+
+
+def is_log_step(config, step: int) -> bool:
+    """Steps whose metrics are logged: every log_every-th and the last. (Step 1 is a sync point too, for
+    train_metrics.json's first_loss, but not logged.)"""
+    return step == config.steps or step % config.log_every == 0
+
+
+class Callback:
+    def on_start(self, state, *, resumed: bool) -> None: ...
+
+    def wants_stop(self) -> bool:
+        return False
+
+    def on_sync(self, state, metrics: dict[str, float], *, engine: Any, stop: bool) -> None: ...
+
+    def on_end(self, state, *, engine: Any) -> None: ...
+
+
+class ConsoleLog(Callback):
+    """`[pretrain] step 20/200 loss ... lr ... tokens/s ...` at every log step."""
+
+    def __init__(self, config, say):
+        self.config, self.say = config, say
+        self.tokens, self.started = 0, time.perf_counter()
+
+    def on_start(self, state, *, resumed: bool) -> None:
+        self.tokens, self.started = state.tokens, time.perf_counter()
+
+    def on_sync(self, state, metrics, *, engine, stop) -> None:
+        if not is_log_step(self.config, state.step):
+            return
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        metrics["tokens_per_s"] = (state.tokens - self.tokens) / elapsed
+        self.tokens, self.started = state.tokens, time.perf_counter()
+        self.say(
+            f"[{self.config.mlflow_experiment}] step {state.step}/{self.config.steps} loss {metrics['loss']:.4f} "
+            f"lr {metrics['lr']:.2e} tokens/s {metrics['tokens_per_s']:.0f}"
+        )
+
+
+class MetricsFile(Callback):
+    """output_dir/metrics.jsonl: one line per logged step. A resumed run first drops the lines after its
+    checkpoint (the steps it will train again), so the file holds each step once."""
+
+    def __init__(self, config):
+        self.config = config
+        self.path = Path(config.output_dir) / METRICS_LOG
+
+    def on_start(self, state, *, resumed: bool) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resumed and self.path.is_file():
+            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines() if json.loads(line)["step"] <= state.step]
+        write_atomically(self.path, "".join(line + "\n" for line in kept))
+
+    def on_sync(self, state, metrics, *, engine, stop) -> None:
+        if not is_log_step(self.config, state.step):
+            return
+        line = {"step": state.step, "loss": metrics["loss"], "lr": metrics["lr"], "tokens": state.tokens}
+        if state.tokens_by_source:
+            line["tokens_by_source"] = dict(sorted(state.tokens_by_source.items()))
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+class MLflowMetrics(Callback):
+    """Rank 0's MLflow metrics, one batched call per log step (each call is a round trip to a server).
+
+    A resumed run logs into the same run; steps that run already logged before it was stopped are
+    skipped, so no step appears twice in a metric's history."""
+
+    def __init__(self, config, run_id: str, tracking_uri: str | None):
+        from mlflow import MlflowClient
+
+        self.config, self.run_id = config, run_id
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.logged_up_to = 0
+
+    def on_start(self, state, *, resumed: bool) -> None:
+        if resumed:
+            history = self.client.get_metric_history(self.run_id, "loss")
+            self.logged_up_to = max((m.step for m in history), default=0)
+
+    def on_sync(self, state, metrics, *, engine, stop) -> None:
+        if is_log_step(self.config, state.step) and state.step > self.logged_up_to:
+            values = {**metrics, "tokens": state.tokens}
+            values |= {f"tokens.{source}": count for source, count in state.tokens_by_source.items()}
+            self.log(values, state.step)
+
+    def on_end(self, state, *, engine) -> None:
+        if state.step > self.logged_up_to:
+            self.log({"final_loss": read_metrics_log(self.config.output_dir)[-1]["loss"]}, state.step)
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+class Checkpointer(Callback):
+    """A training checkpoint every checkpoint_every steps, on a stop request, and after the last step."""
+
+    def __init__(self, config, rank: int, job, say):
+        self.config, self.rank, self.job, self.say = config, rank, job, say
+        self.saved_at = -1
+
+    def on_start(self, state, *, resumed: bool) -> None:
+        self.saved_at = state.step if resumed else -1
+
+    def on_sync(self, state, metrics, *, engine, stop) -> None:
+        every = self.config.checkpoint_every
+        if stop or (every and state.step % every == 0):
+            self.save(state, engine)
+
+    def on_end(self, state, *, engine) -> None:
+        if self.saved_at != state.step:
+            self.save(state, engine)
+
+    def save(self, state, engine) -> None:
+        import dataclasses
+
+        from trainer.checkpointing import save_checkpoint
+
+        train = {k: v for k, v in dataclasses.asdict(state).items() if k != "mlflow_run_id"}
+        trainer_state = {
+            "step": state.step,
+            "train": train,
+            "data": self.job.data.state_dict(),
+            "mlflow_run_id": state.mlflow_run_id,
+            "fingerprint": self.job.fingerprint,
+        }
+        folder = save_checkpoint(engine, self.config.output_dir, state.step, trainer_state, rank=self.rank, keep=self.config.keep_checkpoints)
+        self.saved_at = state.step
+        if self.rank == 0:
+            self.say(f"[{self.config.mlflow_experiment}] checkpoint {folder}")
+
+
+class StopRequest(Callback):
+    """A stop asked for by the driver (it writes output_dir/stop_requested on SIGTERM): every rank votes
+    at the next sync point, and the loop saves a checkpoint and ends there."""
+
+    def __init__(self, config):
+        self.path = Path(config.output_dir) / STOP_REQUEST
+
+    def wants_stop(self) -> bool:
+        return self.path.exists()
+
+
+def default_callbacks(config, rank: int, job, *, run_id: str | None, tracking_uri: str | None, say) -> list[Callback]:
+    callbacks: list[Callback] = [StopRequest(config)]
+    if rank == 0:
+        callbacks += [ConsoleLog(config, say), MetricsFile(config)]
+        if run_id:
+            callbacks.append(MLflowMetrics(config, run_id, tracking_uri))
+    callbacks.append(Checkpointer(config, rank, job, say))
+    return callbacks
