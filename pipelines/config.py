@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.config import ConfigError
+from common.config import ConfigError, one_of
 from common.runners import RunnerSettings
 from formats.layout import default_folder
 from pipelines.survivors import SurvivorSettings, check_survivor
@@ -31,6 +31,10 @@ FILTER_STAGES = tuple(name for name in STAGES if name not in ("normalize", "repa
 """The quality filters among STAGES, one module of pipelines/filters/ each, thresholds in `filter_settings`
 (the other stages are in pipelines/normalize.py and pipelines/langid.py)."""
 
+EXTRACTORS = ("structural", "main_content", "trafilatura")
+"""How the WARC reader turns a page into text (pipelines/readers/html.py); the first, the default, kept the
+most of the pages' paragraphs, lists, code and tables with the least navigation in bench/extraction_quality.py."""
+
 
 @dataclass(kw_only=True)
 class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
@@ -55,6 +59,12 @@ class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
     split_bytes: int = 256 << 20
     """Files larger than this are read by several tasks at once: plain .jsonl by byte ranges, Parquet
     by row groups, Arrow IPC files by record batches. Compressed JSON lines and WARC are one task each."""
+
+    extractor: str = one_of(EXTRACTORS[0], EXTRACTORS)
+    """HTML to text for WARC inputs: "structural", the whole page less the blocks its markup marks as
+    navigation, header, footer, sidebar or table of contents; "main_content", resiliparse's main-content
+    heuristics (fast, but they drop lists, code and tables on docbook manuals); "trafilatura", FineWeb's
+    extractor (about 15x slower; needs the trafilatura package). bench/README.md has the measurements."""
 
     max_document_bytes: int = 10_000_000
     """Records larger than this are quarantined as too_large, unread: it bounds a reader's memory
@@ -131,4 +141,6 @@ class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
         unknown = sorted(set(self.filter_settings) - set(FILTER_STAGES))
         if unknown:
             raise ConfigError(f"filter_settings: unknown stage {', '.join(unknown)}; stages: {', '.join(FILTER_STAGES)}")
+        if self.extractor not in EXTRACTORS:
+            raise ConfigError(f"extractor must be one of {', '.join(EXTRACTORS)}, got {self.extractor!r}")
         check_survivor(self.survivor, self.source_ranking)

@@ -73,6 +73,7 @@ def clean_task(index: int, task: ReadTask, config: CorpusBuildConfig, work: Work
             batch_size=config.batch_size,
             max_document_bytes=config.max_document_bytes,
             log=log,
+            extractor=config.extractor,
         )
         for table in batches:
             quarantine.write_table(log.take_quarantined())

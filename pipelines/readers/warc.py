@@ -1,11 +1,11 @@
-"""WARC (.warc, .warc.gz) -> RECORD_SCHEMA tables of main-content text extracted from HTML.
+"""WARC (.warc, .warc.gz) -> RECORD_SCHEMA tables of the text extracted from each HTML page.
 
 Every record is accounted for: response records become documents, or are quarantined with their
 offset when they are not HTML/plain text or cannot be extracted; other record types (warcinfo,
 request, metadata) are counted in `skipped_records`. Content types come from the HTTP header, not
 from sniffing (datatrove's reader guesses with libmagic and silently skipped 259 of the 3,972 pages
-of our shared WARC). Extraction is resiliparse's: deterministic, with no time-out that could make two
-runs differ (trafilatura's one-second default does).
+of our shared WARC). The extractor is the config's (`extractor`, pipelines/readers/html.py); none has a
+time-out, which would make two runs differ (datatrove's one-second default around trafilatura does).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 from fastwarc.warc import ArchiveIterator, WarcRecordType
-from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
+from pipelines.readers.html import extractor_named
 from pipelines.readers.inputs import ReadTask
 from pipelines.readers.records import ReadLog, RecordBatcher
 
@@ -26,20 +26,18 @@ HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 TEXT_TYPES = ("text/plain",)
 
 
-def html_to_text(html: str) -> str:
-    """Main-content text of a page, paragraphs as lines. resiliparse's main-content heuristics drop
-    navigation, headers, footers and, with them, some <ul> lists inside articles (<ol> lists stay)."""
-    return extract_plain_text(html, preserve_formatting=True, main_content=True, list_bullets=True, alt_texts=False)
-
-
 def decode_body(body: bytes, declared_charset: str | None) -> str:
     encoding = declared_charset or detect_encoding(body)
     return bytes_to_str(body, encoding)
 
 
-def read_warc(task: ReadTask, *, batch_size: int, max_document_bytes: int, log: ReadLog, **_: object) -> Iterator[pa.Table]:
-    """RECORD_SCHEMA tables of the response records of `task`; ids are the WARC-Record-IDs, offsets
-    where each record starts in the file as stored (for .warc.gz, its gzip member: seekable)."""
+def read_warc(
+    task: ReadTask, *, batch_size: int, max_document_bytes: int, log: ReadLog, extractor: str, **_: object
+) -> Iterator[pa.Table]:
+    """RECORD_SCHEMA tables of the response records of `task`, HTML pages as text by `extractor`; ids are
+    the WARC-Record-IDs, offsets where each record starts in the file as stored (for .warc.gz, its gzip
+    member: seekable)."""
+    html_to_text = extractor_named(extractor)  # before the first record: a missing library fails the task, not every page
     source = task.source
     batcher = RecordBatcher(batch_size, 64 << 20)
     offset = 0

@@ -220,3 +220,14 @@ def test_extraction_of_a_real_crawl_is_deterministic(shared_warc_start):
     first, _, _ = read(path)
     second, _, _ = read(path)
     assert first == second
+
+
+def test_the_extractor_setting_chooses_how_pages_become_text(tmp_path):
+    path = tmp_path / "manual.warc.gz"
+    page = b"""<html><body><div class="navheader"><table><tr><td><a href="ch03.html">Prev</a></td></tr></table></div>
+    <div class="chapter"><p>Chapter text that every extractor keeps.</p></div></body></html>"""
+    write_warc(path, [("response", "http://e.com/ch04.html", page, "text/html")])
+    texts = {name: read(path, extractor=name)[0]["text"][0].as_py() for name in ("structural", "main_content")}
+    assert all("Chapter text that every extractor keeps." in text for text in texts.values())
+    assert "Prev" not in texts["structural"] and "Prev" in texts["main_content"]  # docbook's prev/next bar
+    assert read(path)[0]["text"][0].as_py() == texts["structural"]  # the default
