@@ -169,11 +169,12 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return values
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | dict[str, Any] = ()) -> C:
-    """Defaults, then the file (if any), then overrides: the resolved config."""
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | dict[str, Any] = (), *,
+                base: dict[str, Any] | None = None) -> C:
+    """Defaults, then `base` (a recipe's values), then the file (if any), then overrides: the resolved config."""
     values: dict[str, Any] = read_config_file(path) if path else {}
     extra = parse_overrides(list(overrides)) if isinstance(overrides, (list, tuple)) else dict(overrides)
-    return from_dict(cls, {**values, **extra}, source=str(path) if path else "overrides")
+    return from_dict(cls, {**(base or {}), **values, **extra}, source=str(path) if path else "overrides")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

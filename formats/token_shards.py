@@ -1,35 +1,49 @@
 """A token-shard folder, as `pipelines.token_shards` writes it and the trainer reads it.
 
-    tokens-00000.arrow ...  Arrow IPC file, one column tokens: fixed_size_list<uint32>[seq_len]; its schema
-                            metadata records its provenance (source shard, sha256s, seq_len) and counts
-    manifest.json           seq_len, totals, the tokenizer's sha256 and special ids, one entry per file; written last
+    tokens-00000.arrow ...  Arrow IPC file, one record batch, columns tokens: fixed_size_list<uint32>[seq_len]
+                            and source: dictionary<int32, string> (the input the sequence's documents came
+                            from); rows grouped by source, sources in name order; the schema metadata records
+                            the file's provenance (source shard, sha256s, seq_len) and counts
+    manifest.json           seq_len, totals, the tokenizer's sha256 and special ids, one entry per file (its
+                            size in bytes, sequences, sequences per source in row order); written last
+    validation/             the held-out documents' sequences: the same layout, its own manifest.json
 
 LLaDA pretrains on fixed-length chunks of concatenated documents with EOS between documents and no
-attention mask (docs/SPEC-diffusion.md, "Pretraining loss"): every row is one training sequence.
+attention mask (docs/SPEC-diffusion.md, "Pretraining loss"): every row is one training sequence. Each
+source is packed on its own, so a row holds one source's tokens and a mixture by source is exact; since
+rows are grouped by source, a source inside a file is a row range, and a reader's index is a few
+integers per file, not per sequence.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
+import xxhash
 
 from common.config import ConfigError
 from common.files import atomic_path, write_json
 
 MANIFEST = "manifest.json"
 FILE_GLOB = "tokens-*.arrow"
-FORMAT = "Arrow IPC file, one column tokens: fixed_size_list<uint32>[seq_len], one record batch"
+VALIDATION_DIR = "validation"
+FORMAT = (
+    "Arrow IPC file, one record batch, columns tokens: fixed_size_list<uint32>[seq_len] and "
+    "source: dictionary<int32, string>, rows grouped by source in name order"
+)
 DROPPED = (
-    "the last partial sequence (fewer than seq_len tokens) of each document shard is dropped; "
+    "the last partial sequence (fewer than seq_len tokens) of each source in each document shard is dropped; "
     "tokens_dropped counts its tokens"
 )
-SHARD_KEYS = ("file", "source", "documents", "sequences", "tokens_dropped", "sha256")
-"""What the manifest records of each token file."""
+SHARD_KEYS = ("file", "source", "documents", "sequences", "tokens_dropped", "sha256", "bytes", "sequences_by_source")
+"""What the manifest records of each token file: `source` is the document shard it was made from,
+`sequences_by_source` the rows of each document source, in row order."""
+RERUN = "rerun python -m pipelines.token_shards"
 
 
 def token_file_name(index: int) -> str:
@@ -37,33 +51,75 @@ def token_file_name(index: int) -> str:
     return f"tokens-{index:05d}.arrow"
 
 
-def to_arrow_table(rows: np.ndarray) -> pa.Table:
-    """Rows of shape (n, seq_len) as a table with one column `tokens: fixed_size_list<uint32>[seq_len]`."""
+def held_out(document_id: str, fraction: float) -> bool:
+    """Whether a document belongs to the validation split: xxhash64 of its id below fraction * 2^64.
+
+    A function of the id alone, so the split is the same on every rerun and a document keeps its side
+    when others are added or removed."""
+    return xxhash.xxh64_intdigest(document_id.encode("utf-8")) < int(fraction * 2.0**64)
+
+
+def to_arrow_table(rows: np.ndarray, source_runs: list[tuple[str, int]] | None = None) -> pa.Table:
+    """Rows of shape (n, seq_len) as a table with a column `tokens: fixed_size_list<uint32>[seq_len]`,
+    and with `source_runs` ((source, rows) in row order) a column `source: dictionary<int32, string>`."""
     rows = np.ascontiguousarray(rows, dtype=np.uint32)
     if rows.ndim != 2:
         raise ValueError(f"rows must have shape (n, seq_len), got {rows.shape}")
     # from_buffers wraps the numpy memory as it is (pa.array would also import pandas, ~2 s per process).
     values = pa.Array.from_buffers(pa.uint32(), rows.size, [None, pa.py_buffer(rows)])
-    return pa.Table.from_arrays([pa.FixedSizeListArray.from_arrays(values, rows.shape[1])], names=["tokens"])
+    columns, names = [pa.FixedSizeListArray.from_arrays(values, rows.shape[1])], ["tokens"]
+    if source_runs is not None:
+        counts = [count for _, count in source_runs]
+        if sum(counts) != len(rows):
+            raise ValueError(f"source_runs cover {sum(counts)} rows, not {len(rows)}")
+        indices = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        indices_array = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)])
+        columns.append(pa.DictionaryArray.from_arrays(indices_array, _strings([name for name, _ in source_runs])))
+        names.append("source")
+    return pa.Table.from_arrays(columns, names=names)
 
 
-def write_token_file(path: Path, rows: np.ndarray, metadata: dict[str, str]) -> None:
-    """`rows` with `metadata` in the schema, as one Arrow IPC file written atomically."""
-    table = to_arrow_table(rows).replace_schema_metadata(metadata)
+def _strings(values: list[str]) -> pa.Array:
+    """A string array built from its buffers (pa.array imports pandas)."""
+    encoded = [value.encode("utf-8") for value in values]
+    offsets = np.concatenate([[0], np.cumsum([len(e) for e in encoded])]).astype(np.int32)
+    return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def write_token_file(path: Path, rows: np.ndarray, metadata: dict[str, str], source_runs: list[tuple[str, int]]) -> None:
+    """`rows` (grouped by source as `source_runs` says) with `metadata` in the schema, as one Arrow IPC
+    file written atomically."""
+    table = to_arrow_table(rows, source_runs).replace_schema_metadata(metadata)
+    # One record batch even with no rows (write_table writes none for an empty table; readers expect one).
+    batch = pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns], schema=table.schema)
     with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+        writer.write_batch(batch)
 
 
-def read_token_file_metadata(path: Path) -> tuple[dict[str, str], int] | None:
-    """(schema metadata, number of sequences) of a readable token file; None when it is missing or unreadable."""
+class TokenFile(NamedTuple):
+    """What a token file says of itself, from its footer and source column (its tokens are not read)."""
+
+    metadata: dict[str, str]
+    sequences: int
+    sequences_by_source: dict[str, int]
+
+
+def read_token_file_info(path: Path) -> TokenFile | None:
+    """A readable token file's metadata and counts; None when it is missing, unreadable or has no source column."""
     if not path.is_file():
         return None
     try:
         reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+        batch = reader.get_batch(0) if reader.num_record_batches == 1 else None
     except (pa.ArrowInvalid, OSError):
         return None
+    if batch is None or "source" not in batch.schema.names:
+        return None
     metadata = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
-    return metadata, sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+    sources = batch.column("source")
+    counts = np.bincount(np.frombuffer(sources.indices.buffers()[1], np.int32, len(sources), sources.offset * 4),
+                         minlength=len(sources.dictionary))
+    return TokenFile(metadata, batch.num_rows, dict(zip(sources.dictionary.to_pylist(), counts.tolist())))
 
 
 def read_token_shard(path: str | Path) -> np.ndarray:
@@ -71,7 +127,7 @@ def read_token_shard(path: str | Path) -> np.ndarray:
     reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
     seq_len = reader.schema.field("tokens").type.list_size
     parts = [
-        _uint32_view(reader.get_batch(i).column(0).flatten()).reshape(-1, seq_len)
+        _uint32_view(reader.get_batch(i).column("tokens").flatten()).reshape(-1, seq_len)
         for i in range(reader.num_record_batches)
     ]
     return _stack(parts, seq_len)
@@ -80,6 +136,24 @@ def read_token_shard(path: str | Path) -> np.ndarray:
 def _uint32_view(values: pa.Array) -> np.ndarray:
     """The ids of a uint32 array without nulls, as numpy over the same memory (to_numpy imports pandas)."""
     return np.frombuffer(values.buffers()[1], dtype=np.uint32, count=len(values), offset=values.offset * 4)
+
+
+def folder_manifest(shards: list[dict[str, Any]], *, seq_len: int, tokenizer_sha256: str,
+                    special_tokens: dict[str, int]) -> dict[str, Any]:
+    """The manifest of a folder of token files (`shards`: one entry of SHARD_KEYS per file, in file order)."""
+    sequences = sum(s["sequences"] for s in shards)
+    return {
+        "seq_len": seq_len,
+        "sequences": sequences,
+        "tokens": sequences * seq_len,
+        "tokens_dropped": sum(s["tokens_dropped"] for s in shards),
+        "dropped": DROPPED,
+        "documents": sum(s["documents"] for s in shards),
+        "format": FORMAT,
+        "tokenizer_sha256": tokenizer_sha256,
+        "special_tokens": special_tokens,
+        "shards": [{key: s[key] for key in SHARD_KEYS} for s in shards],
+    }
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -91,31 +165,43 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     """A token-shard folder's manifest; raises ConfigError naming the missing file."""
     manifest_path = Path(directory) / MANIFEST
     if not manifest_path.is_file():
-        raise ConfigError(
-            f"no token shards at {directory}: {manifest_path} is missing; run python -m pipelines.token_shards"
-        )
+        raise ConfigError(f"no token shards at {directory}: {manifest_path} is missing; {RERUN}")
     return json.loads(manifest_path.read_text(encoding="utf-8"))
 
 
-def load_token_shards(directory: str | Path) -> tuple[np.ndarray, dict]:
-    """All sequences of a token-shard folder as one (N, seq_len) uint32 array, and its manifest.
+def verify_token_folder(directory: str | Path, *, tokenizer_sha256: str | None = None) -> dict[str, Any]:
+    """The manifest of a token-shard folder whose files agree with it; raises ConfigError naming the file.
 
-    The files are read in manifest order; with one file the array is a memory-mapped view, with more
-    it is one copy in memory. Raises ConfigError when a file disagrees with the manifest.
-    """
+    Checks the tokenizer (when given), and each file's size in bytes, seq_len and sequence count (its
+    footer). Not the sha256s the manifest also records: hashing a multi-GB file on every start is too
+    slow, and a truncated, rewritten or foreign file changes its size or counts."""
     directory = Path(directory)
     manifest = read_manifest(directory)
-    seq_len = manifest["seq_len"]
-    parts = []
+    if tokenizer_sha256 is not None and manifest.get("tokenizer_sha256") != tokenizer_sha256:
+        raise ConfigError(
+            f"{directory / MANIFEST} was made by the tokenizer with sha256 {manifest.get('tokenizer_sha256')}, not "
+            f"the expected {tokenizer_sha256}; rewrite the shards with this run's tokenizer or train with theirs"
+        )
     for shard in manifest["shards"]:
-        rows = read_token_shard(directory / shard["file"])
-        if rows.shape != (shard["sequences"], seq_len):
-            raise ConfigError(
-                f"{directory / shard['file']} holds {rows.shape[0]} sequences of {rows.shape[1]} tokens, "
-                f"{directory / MANIFEST} says {shard['sequences']} of {seq_len}; rerun python -m pipelines.token_shards"
-            )
-        parts.append(rows)
-    return _stack(parts, seq_len), manifest
+        path = directory / shard["file"]
+        if "bytes" not in shard or "sequences_by_source" not in shard:
+            raise ConfigError(f"{directory / MANIFEST} predates sizes and sources per file ({path}); {RERUN}")
+        if not path.is_file() or path.stat().st_size != shard["bytes"]:
+            found = f"{path.stat().st_size} bytes" if path.is_file() else "missing"
+            raise ConfigError(f"{path} is {found}, {directory / MANIFEST} says {shard['bytes']} bytes; {RERUN}")
+        reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+        rows = sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+        _check_shape(directory, shard, (rows, reader.schema.field("tokens").type.list_size), manifest["seq_len"])
+    return manifest
+
+
+def _check_shape(directory: Path, shard: dict[str, Any], shape: tuple[int, int], seq_len: int) -> None:
+    """Raise ConfigError unless a file's (sequences, tokens per sequence) are what the manifest says."""
+    if shape != (shard["sequences"], seq_len):
+        raise ConfigError(
+            f"{directory / shard['file']} holds {shape[0]} sequences of {shape[1]} tokens, "
+            f"{directory / MANIFEST} says {shard['sequences']} of {seq_len}; {RERUN}"
+        )
 
 
 def _stack(parts: list[np.ndarray], seq_len: int) -> np.ndarray:

@@ -20,8 +20,8 @@ class TokenShardsConfig(RunnerSettings):
     """The tokenizer job's output folder (tokenizer.model and special_tokens.json)."""
 
     output_dir: str = default_folder("pipelines.token_shards", "output_dir")
-    """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, config.json and
-    report.json (counts and timings) go."""
+    """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, validation/ (the
+    held-out documents' files and manifest), config.json and report.json (counts and timings) go."""
 
     seq_len: int = 256
     """Tokens per training sequence. Documents are concatenated with EOS after each and cut into rows of
@@ -29,6 +29,11 @@ class TokenShardsConfig(RunnerSettings):
 
     batch_size: int = 1024
     """Documents encoded per batch inside a shard's task; bounds the task's memory besides its output."""
+
+    validation_fraction: float = 0.01
+    """Share of documents held out into output_dir/validation/ (same format, its own manifest.json), chosen
+    by xxhash64 of the document id (formats/token_shards.py `held_out`): the same documents on every rerun
+    and when the corpus grows. 0 turns the split off."""
 
     mlflow_experiment: str = "corpus_build"
     """MLflow experiment that receives the run's counts and manifest."""
@@ -45,3 +50,5 @@ class TokenShardsConfig(RunnerSettings):
             raise ConfigError(f"seq_len must be >= 2, got {self.seq_len}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")

@@ -2,10 +2,14 @@
 
 One task per document shard (a Ray task unless runner=local) encodes its texts batch by batch, packs
 them (EOS after every document) into rows of seq_len ids and writes them as tokens-NNNNN.arrow, the
-n-th shard's file (formats/token_shards.py), under a temporary name that is then renamed. The last, partial row of each shard is dropped and
-counted as tokens_dropped. Each file records its source shard's sha256, the tokenizer's sha256 and
-seq_len in its schema metadata: a rerun keeps a file whose record matches and redoes the others.
-manifest.json is written last. The same inputs give the same bytes.
+n-th shard's file (formats/token_shards.py), under a temporary name that is then renamed. Each source
+(the input a document came from) is packed on its own and its rows are grouped in the file, so a row
+holds one source; the last, partial row of each source in a shard is dropped and counted as
+tokens_dropped. Documents whose id hashes below validation_fraction go to validation/tokens-NNNNN.arrow
+instead (formats/token_shards.py `held_out`). Each file records its source shard's sha256, the
+tokenizer's sha256, seq_len and validation_fraction in its schema metadata: a rerun keeps a shard whose
+files match and redoes the others. The manifests (validation/ first) are written last. The same inputs
+give the same bytes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from common.cli import run_job
-from common.config import save_config, to_dict
+from common.config import ConfigError, save_config, to_dict
 from common.files import sha256_of, write_json
 from common.runners import make_runner
 from common.tracking import mlflow_run
@@ -28,51 +32,91 @@ from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
 
-METRICS = ("sequences", "tokens", "tokens_dropped", "documents", "seconds", "tokens_per_second")
+METRICS = ("sequences", "tokens", "tokens_dropped", "documents", "validation_sequences", "seconds", "tokens_per_second")
+SPLITS = ("train", "validation")
 
 
-def _up_to_date(path: Path, provenance: dict[str, str]) -> dict | None:
-    """The counts of an existing token file made from the same source, tokenizer and seq_len (else None)."""
-    found = token_format.read_token_file_metadata(path)
-    if found is None:
+class _SplitPacker:
+    """The rows of one split of a document shard, each source packed on its own (carry kept per source)."""
+
+    def __init__(self, seq_len: int, eos_id: int) -> None:
+        self.seq_len, self.eos_id = seq_len, eos_id
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.carry: dict[str, list[int]] = {}
+        self.documents = 0
+
+    def add(self, source: str, docs_ids: list[list[int]]) -> None:
+        rows, self.carry[source] = pack_sequences(docs_ids, self.seq_len, self.eos_id, carry=self.carry.get(source, ()))
+        self.parts.setdefault(source, []).append(rows)
+        self.documents += len(docs_ids)
+
+    def write(self, path: Path, provenance: dict[str, str]) -> None:
+        """The rows, grouped by source in name order (the order the format promises), as `path`."""
+        blocks = {name: np.concatenate(self.parts[name]) for name in sorted(self.parts)}
+        runs = [(name, len(rows)) for name, rows in blocks.items() if len(rows)]
+        rows = np.concatenate([blocks[name] for name, _ in runs]) if runs else np.empty((0, self.seq_len), np.uint32)
+        dropped = sum(len(carry) for carry in self.carry.values())
+        metadata = {**provenance, "documents": str(self.documents), "tokens_dropped": str(dropped)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token_format.write_token_file(path, rows, metadata, runs)
+
+
+def _entry(path: Path, provenance: dict[str, str]) -> dict | None:
+    """The manifest entry of an existing token file made from the same inputs and settings (else None)."""
+    found = token_format.read_token_file_info(path)
+    if found is None or any(found.metadata.get(key) != value for key, value in provenance.items()):
         return None
-    metadata, sequences = found
-    if any(metadata.get(key) != value for key, value in provenance.items()):
-        return None
-    return {"sequences": sequences, "documents": int(metadata["documents"]), "tokens_dropped": int(metadata["tokens_dropped"])}
+    return {
+        "file": path.name, "source": provenance["source"], "documents": int(found.metadata["documents"]),
+        "sequences": found.sequences, "tokens_dropped": int(found.metadata["tokens_dropped"]),
+        "sha256": sha256_of(path), "bytes": path.stat().st_size, "sequences_by_source": found.sequences_by_source,
+    }
 
 
-def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, seq_len: int, batch_size: int) -> dict:
-    """Encode and pack one document shard into output_dir/tokens-{index:05d}.arrow; returns its counts."""
-    source, target = Path(shard), Path(output_dir) / token_format.token_file_name(index)
+def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, seq_len: int, batch_size: int,
+                   validation_fraction: float) -> dict:
+    """Encode and pack one document shard into output_dir/tokens-{index:05d}.arrow and, when
+    validation_fraction > 0, its held-out documents into output_dir/validation/; returns their manifest entries."""
+    source = Path(shard)
+    name = token_format.token_file_name(index)
+    targets = {"train": Path(output_dir) / name, "validation": Path(output_dir) / token_format.VALIDATION_DIR / name}
+    splits = SPLITS if validation_fraction > 0 else SPLITS[:1]
     tokenizer = Tokenizer.load(tokenizer_dir)
     provenance = {
         "source": source.name,
         "source_sha256": sha256_of(source),
         "tokenizer_sha256": tokenizer.sha256,
         "seq_len": str(seq_len),
+        "validation_fraction": repr(validation_fraction),
     }
-    counts = _up_to_date(target, provenance)
-    skipped = counts is not None
+    entries = {split: _entry(targets[split], {**provenance, "split": split}) for split in splits}
+    skipped = all(entries.values())
     if not skipped:
-        parts, carry, documents = [], [], 0
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_size, columns=["text"]):
-            texts = [text or "" for text in batch.column(0).to_pylist()]
-            documents += len(texts)
+        packers = {split: _SplitPacker(seq_len, tokenizer.eos_id) for split in splits}
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_size, columns=["id", "text", "source"]):
+            ids, texts, sources = (batch.column(key).to_pylist() for key in ("id", "text", "source"))
             # One thread: Ray runs one task per core.
-            ids = tokenizer.encode_batch(texts, num_threads=1)
-            rows, carry = pack_sequences(ids, seq_len, tokenizer.eos_id, carry=carry)
-            parts.append(rows)
-        rows = np.concatenate(parts) if parts else np.empty((0, seq_len), dtype=np.uint32)
-        counts = {"sequences": len(rows), "documents": documents, "tokens_dropped": len(carry)}
-        metadata = {**provenance, "documents": str(documents), "tokens_dropped": str(len(carry))}
-        token_format.write_token_file(target, rows, metadata)
-    return {"file": target.name, "source": source.name, **counts, "sha256": sha256_of(target), "skipped": skipped}
+            encoded = tokenizer.encode_batch([text or "" for text in texts], num_threads=1)
+            groups: dict[tuple[str, str], list[list[int]]] = {}
+            for doc_id, doc_source, doc_ids in zip(ids, sources, encoded):
+                split = "validation" if token_format.held_out(doc_id or "", validation_fraction) else "train"
+                groups.setdefault((split, doc_source or ""), []).append(doc_ids)
+            for (split, doc_source), docs_ids in groups.items():
+                packers[split].add(doc_source, docs_ids)
+        for split, packer in packers.items():
+            packer.write(targets[split], {**provenance, "split": split})
+        entries = {split: _entry(targets[split], {**provenance, "split": split}) for split in splits}
+    return {**entries, "skipped": skipped}
 
 
 def main(config: TokenShardsConfig) -> dict:
-    """Write the token files, manifest.json, config.json and report.json; returns the report (counts, timings)."""
+    """Write the token files, the manifests, config.json and report.json; returns the report (counts, timings)."""
     shards = document_shards(config.corpus_dir)
+    for shard in shards:
+        missing = {"id", "source"} - set(pq.read_schema(shard).names)
+        if missing:
+            raise ConfigError(f"{shard} has no {', '.join(sorted(missing))} column; expected the corpus build's "
+                              "documents (id, text, source)")
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -81,50 +125,67 @@ def main(config: TokenShardsConfig) -> dict:
     # Absolute paths: a worker's current folder need not be the driver's.
     output_dir, tokenizer_dir = str(output.resolve()), str(Path(config.tokenizer_dir).resolve())
     calls = [
-        (str(shard.resolve()), i, output_dir, tokenizer_dir, config.seq_len, config.batch_size) for i, shard in enumerate(shards)
+        (str(shard.resolve()), i, output_dir, tokenizer_dir, config.seq_len, config.batch_size, config.validation_fraction)
+        for i, shard in enumerate(shards)
     ]
     results = []
     for index, result in runner.map_unordered(tokenize_shard, calls):
         results.append(result)
+        train, held = result["train"], result.get("validation")
+        validation = f" (+{held['sequences']} validation)" if held else ""
         print(
-            f"token shards: [{len(results)}/{len(shards)}] {shards[index].name} -> {result['file']}: "
-            f"{result['sequences']} sequences from {result['documents']} documents"
+            f"token shards: [{len(results)}/{len(shards)}] {shards[index].name} -> {train['file']}: "
+            f"{train['sequences']} sequences from {train['documents']} documents{validation}"
             f"{' (up to date, kept)' if result['skipped'] else ''} at {time.perf_counter() - started:.1f} s",
             flush=True,
         )
-    results.sort(key=lambda r: r["file"])
-    for stale in sorted(set(output.glob(token_format.FILE_GLOB)) - {output / r["file"] for r in results}):
-        print(f"token shards: removing {stale}, which no document shard makes any more", flush=True)
-        stale.unlink()
+    results.sort(key=lambda r: r["train"]["file"])
+    splits = SPLITS if config.validation_fraction > 0 else SPLITS[:1]
+    folders = {"train": output, "validation": output / token_format.VALIDATION_DIR}
+    for split, folder in folders.items():
+        keep = {folder / r[split]["file"] for r in results} if split in splits else set()
+        for stale in sorted(set(folder.glob(token_format.FILE_GLOB)) - keep):
+            print(f"token shards: removing {stale}, which no document shard makes any more", flush=True)
+            stale.unlink()
+    if "validation" not in splits and folders["validation"].is_dir():
+        (folders["validation"] / token_format.MANIFEST).unlink(missing_ok=True)
+        if not any(folders["validation"].iterdir()):
+            folders["validation"].rmdir()
 
-    sequences = sum(r["sequences"] for r in results)
-    manifest = {
-        "seq_len": config.seq_len,
-        "sequences": sequences,
-        "tokens": sequences * config.seq_len,
-        "tokens_dropped": sum(r["tokens_dropped"] for r in results),
-        "dropped": token_format.DROPPED,
-        "documents": sum(r["documents"] for r in results),
-        "format": token_format.FORMAT,
-        "tokenizer_sha256": tokenizer.sha256,
-        "special_tokens": {**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size},
-        "shards": [{key: r[key] for key in token_format.SHARD_KEYS} for r in results],
+    manifests = {
+        split: token_format.folder_manifest(
+            [r[split] for r in results], seq_len=config.seq_len, tokenizer_sha256=tokenizer.sha256,
+            special_tokens={**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size},
+        )
+        for split in splits
     }
+    manifest = manifests["train"]
+    if "validation" in manifests:
+        token_format.write_manifest(folders["validation"], manifests["validation"])
+        manifest["validation"] = {
+            "dir": token_format.VALIDATION_DIR, "fraction": config.validation_fraction,
+            **{key: manifests["validation"][key] for key in ("documents", "sequences")},
+        }
     token_format.write_manifest(output, manifest)
     save_config(config, output / "config.json")
     seconds = time.perf_counter() - started
+    dropped = sum(m["tokens_dropped"] for m in manifests.values())
     report = {
         **{key: manifest[key] for key in ("seq_len", "sequences", "tokens", "tokens_dropped", "documents")},
+        "validation_sequences": manifest.get("validation", {}).get("sequences", 0),
+        "validation_documents": manifest.get("validation", {}).get("documents", 0),
         "shards": len(results),
         "shards_kept": sum(r["skipped"] for r in results),
         "seconds": round(seconds, 3),
-        "tokens_per_second": round((manifest["tokens"] + manifest["tokens_dropped"]) / max(seconds, 1e-9)),
+        "tokens_per_second": round((sum(m["tokens"] for m in manifests.values()) + dropped) / max(seconds, 1e-9)),
         "output_dir": str(output),
     }
     write_json(output / "report.json", report)
     print(
         f"token shards: {report['sequences']} sequences of {config.seq_len} ({report['tokens']} tokens, "
-        f"{report['tokens_dropped']} dropped) from {report['documents']} documents in {seconds:.1f} s -> {output}",
+        f"{report['tokens_dropped']} dropped) from {report['documents']} documents, "
+        f"{report['validation_sequences']} validation sequences from {report['validation_documents']} documents, "
+        f"in {seconds:.1f} s -> {output}",
         flush=True,
     )
     if config.log_to_mlflow:

@@ -17,7 +17,7 @@ from stack import airflow_home
 from common.paths import PROJECT_ROOT, state_dir
 from formats.checkpoint import CHECKPOINTS, RUN, SAMPLES
 from formats.layout import DEFAULT_WORK_DIR
-from formats.token_shards import MANIFEST
+from formats.token_shards import MANIFEST, VALIDATION_DIR
 
 # Small enough for 2 CPU cores in a few minutes; the same knobs are the DAGs' Params. resume=never: a
 # rerun of the demo trains afresh instead of continuing the previous demo's finished run.
@@ -28,7 +28,7 @@ DEMO_CORPUS = {"corpus.inputs": ["data/demo/corpus"], "corpus.gopher_quality": F
 DEMO_CONF = {
     "corpus_build": {"work_dir": DEFAULT_WORK_DIR, **DEMO_CORPUS, "tokenizer.vocab_size": 4096, "tokens.seq_len": 128},
     "pretrain": {"work_dir": DEFAULT_WORK_DIR, "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20,
-                 "checkpoint_every": 100, "resume": "never"},
+                 "checkpoint_every": 100, "eval_every": 100, "resume": "never"},
     "sft": {"work_dir": DEFAULT_WORK_DIR, "resume": "never", "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
             "sample.prompt": "What does the `chdir` function do?"},
 }
@@ -69,6 +69,7 @@ def print_summary(work: Path, seconds: float) -> None:
         return json.loads((work / folder / name).read_text())
 
     stats, fuzzy, tokens = read("corpus", "stats.json"), read("corpus_fuzzy", "stats.json"), read("tokens", MANIFEST)
+    tokens_validation = read("tokens", f"{VALIDATION_DIR}/{MANIFEST}")
     pretrain, sft = read("pretrain", RUN), read("sft", RUN)
     sample = json.loads((work / "sft" / SAMPLES).read_text().splitlines()[-1])
     rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
@@ -77,6 +78,7 @@ def print_summary(work: Path, seconds: float) -> None:
     rows += [
         ("tokens written", f"{tokens['tokens']:,} ({tokens['sequences']:,} sequences of {tokens['seq_len']})"),
         ("pretrain loss", f"{pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}   mlflow run {pretrain['run_id']}"),
+        ("pretrain val_loss", f"{pretrain['val_loss']:.3f} on {tokens_validation['sequences']:,} held-out sequences"),
         ("pretrain checkpoints", ", ".join(p.name for p in sorted((work / "pretrain" / CHECKPOINTS).glob("step-*")))),
         ("sft loss", f"{sft['first_loss']:.3f} -> {sft['final_loss']:.3f}   mlflow run {sft['run_id']}"),
         ("sample prompt", sample["prompt"]),

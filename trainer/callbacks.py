@@ -16,10 +16,15 @@ from common.files import write_atomically
 from formats.checkpoint import METRICS_LOG, STOP_REQUEST, read_metrics_log
 
 
+def is_eval_step(config, step: int) -> bool:
+    """Steps after which the validation loss is computed: every eval_every-th and the last."""
+    return config.val_sequences > 0 and (step == config.steps or bool(config.eval_every and step % config.eval_every == 0))
+
+
 def is_log_step(config, step: int) -> bool:
-    """Steps whose metrics are logged: every log_every-th and the last. (Step 1 is a sync point too, for
-    train_metrics.json's first_loss, but not logged.)"""
-    return step == config.steps or step % config.log_every == 0
+    """Steps whose metrics are logged: every log_every-th, every evaluation and the last. (Step 1 is a sync
+    point too, for train_metrics.json's first_loss, but not logged.)"""
+    return step == config.steps or step % config.log_every == 0 or is_eval_step(config, step)
 
 
 class Callback:
@@ -49,8 +54,9 @@ class ConsoleLog(Callback):
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         metrics["tokens_per_s"] = (state.tokens - self.tokens) / elapsed
         self.tokens, self.started = state.tokens, time.perf_counter()
+        validation = f" val_loss {metrics['val_loss']:.4f}" if "val_loss" in metrics else ""
         self.say(
-            f"[{self.config.mlflow_experiment}] step {state.step}/{self.config.steps} loss {metrics['loss']:.4f} "
+            f"[{self.config.mlflow_experiment}] step {state.step}/{self.config.steps} loss {metrics['loss']:.4f}{validation} "
             f"lr {metrics['lr']:.2e} tokens/s {metrics['tokens_per_s']:.0f}"
         )
 
@@ -74,6 +80,8 @@ class MetricsFile(Callback):
         if not is_log_step(self.config, state.step):
             return
         line = {"step": state.step, "loss": metrics["loss"], "lr": metrics["lr"], "tokens": state.tokens}
+        if "val_loss" in metrics:
+            line["val_loss"] = metrics["val_loss"]
         if state.tokens_by_source:
             line["tokens_by_source"] = dict(sorted(state.tokens_by_source.items()))
         with open(self.path, "a", encoding="utf-8") as f:
@@ -153,6 +161,24 @@ class Checkpointer(Callback):
             self.say(f"[{self.config.mlflow_experiment}] checkpoint {folder}")
 
 
+class Validation(Callback):
+    """The validation loss (trainer/validation.py) at every evaluation step, computed by all ranks
+    together; it adds `val_loss` to the metrics the callbacks after it log."""
+
+    def __init__(self, config, rank: int, world_size: int, validation, say):
+        self.config, self.rank, self.world_size, self.validation, self.say = config, rank, world_size, validation, say
+
+    def on_start(self, state, *, resumed: bool) -> None:
+        if self.rank == 0 and not resumed:
+            self.say(f"[{self.config.mlflow_experiment}] validation: {self.validation.sequences} fixed sequences")
+
+    def on_sync(self, state, metrics, *, engine, stop) -> None:
+        from trainer.validation import validation_loss
+
+        if is_eval_step(self.config, state.step):
+            metrics["val_loss"] = validation_loss(engine, self.validation, rank=self.rank, world_size=self.world_size)
+
+
 class StopRequest(Callback):
     """A stop asked for by the driver (it writes output_dir/stop_requested on SIGTERM): every rank votes
     at the next sync point, and the loop saves a checkpoint and ends there."""
@@ -164,8 +190,11 @@ class StopRequest(Callback):
         return self.path.exists()
 
 
-def default_callbacks(config, rank: int, job, *, run_id: str | None, tracking_uri: str | None, say) -> list[Callback]:
+def default_callbacks(config, rank: int, world_size: int, job, *, run_id: str | None, tracking_uri: str | None,
+                      say) -> list[Callback]:
     callbacks: list[Callback] = [StopRequest(config)]
+    if job.validation is not None:  # first: the loggers after it see val_loss
+        callbacks.append(Validation(config, rank, world_size, job.validation, say))
     if rank == 0:
         callbacks += [ConsoleLog(config, say), MetricsFile(config)]
         if run_id:

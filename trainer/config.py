@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.config import ConfigError, one_of
 from formats.layout import default_folder
 from trainer.model_config import PRESETS
+from trainer.schedule import SCHEDULE_UNITS, check_points
 
 MODEL_PRESETS = tuple(PRESETS)
 PRECISIONS = ("fp32", "bf16")
@@ -18,8 +19,9 @@ CACHES = ("none", "prefix", "dual")
 
 
 FINGERPRINTED = ("model", "seed", "eps", "precision", "zero_stage")
-"""Keys a resumed run must share with its checkpoint (the job adds its data: tokens, seq_len, tokenizer).
-steps, the lr schedule, checkpoint_every and the logging keys may change."""
+"""Keys a resumed run must share with its checkpoint (the job adds its data: the mixture, seq_len, the
+tokenizer, the start). steps, the lr schedule, the batch shape, the number of workers, checkpoint_every
+and the logging keys may change."""
 
 
 @dataclass(kw_only=True)
@@ -36,7 +38,12 @@ class TrainConfig:
     micro_batch_size: int = 8
     """Sequences per worker per forward pass (LLaDA-8B: 4)."""
     grad_accum_steps: int = 1
-    """Micro-batches accumulated per optimizer step; global batch = micro x accum x workers."""
+    """Micro-batches accumulated per optimizer step; global batch = micro x accum x workers. Derived from
+    global_batch_size when that is set."""
+    global_batch_size: int | None = None
+    """Sequences per optimizer step over all workers (LLaDA-8B: 1280 in pretraining, 256 in SFT). When set,
+    grad_accum_steps = global_batch_size / (micro_batch_size x num_workers), which must be whole: a run
+    resumed on another number of workers then keeps the same batches. Empty: micro x accum x workers."""
     lr: float = 1e-3
     """Peak learning rate (LLaDA-8B pretraining: 4e-4; the tiny model trains faster with more)."""
     warmup_steps: int = 10
@@ -45,6 +52,13 @@ class TrainConfig:
     """Fraction of the steps, at the end, over which the lr decays linearly (warmup-stable-decay)."""
     final_lr_ratio: float = 0.1
     """Learning rate at the last step as a fraction of `lr` (LLaDA: 1e-5 / 1e-4 and 2.5e-6 / 2.5e-5)."""
+    lr_schedule: list[list[float]] = field(default_factory=list)
+    """Any schedule as [position, lr] points, linear in between, two points at one position for a step
+    change, e.g. LLaDA-8B's pretraining in tokens (trainer/recipes.py): [[0, 0], [10.5e9, 4e-4],
+    [1.2e12, 4e-4], [1.2e12, 1e-4], [2.0e12, 1e-4], [2.3e12, 1e-5]]. Replaces warmup_steps,
+    decay_fraction and final_lr_ratio when given; `lr` must then be the largest lr of the points."""
+    lr_schedule_unit: str = one_of("fraction", SCHEDULE_UNITS)
+    """What lr_schedule's positions count: fraction of `steps`, optimizer steps, or tokens (pretraining)."""
     weight_decay: float = 0.1
     """AdamW weight decay (LLaDA: 0.1)."""
     grad_clip: float = 1.0
@@ -57,6 +71,9 @@ class TrainConfig:
     """Ray Train workers (data-parallel ranks)."""
     use_gpu: bool = False
     """One GPU per worker (NCCL); CPU workers use gloo."""
+    cpus_per_worker: int | None = None
+    """CPU cores Ray reserves for each worker, and the threads its torch computes with. Empty: on CPU, the
+    cluster's CPUs shared among the workers (a single worker on 2 cores trains on both); with GPUs, 1."""
     zero_stage: int = one_of(0, ZERO_STAGES)
     """DeepSpeed ZeRO stage 0-3."""
     precision: str = one_of("fp32", PRECISIONS)
@@ -65,6 +82,11 @@ class TrainConfig:
     """Recompute each block's activations in the backward pass to save memory."""
     log_every: int = 10
     """Log loss, lr and tokens/s to MLflow and stdout every this many steps."""
+    eval_every: int = 0
+    """Compute the validation loss every this many steps, and after the last one (0: after the last only)."""
+    val_sequences: int = 256
+    """Sequences of the fixed validation subset (0 turns validation off), each with the same mask every
+    evaluation and every run, so val_loss compares across runs."""
     mlflow_experiment: str = "pretrain"
     """MLflow experiment that receives the run."""
     checkpoint_every: int = 0
@@ -89,7 +111,9 @@ class TrainConfig:
         for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "max_failures"):
+        if self.cpus_per_worker is not None and self.cpus_per_worker < 1:
+            raise ConfigError(f"cpus_per_worker must be at least 1, got {self.cpus_per_worker}")
+        for name in ("checkpoint_every", "max_failures", "eval_every", "val_sequences"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.resume.strip():
@@ -98,6 +122,28 @@ class TrainConfig:
             raise ConfigError(f"eps must be in (0, 1), got {self.eps}")
         if not 0 <= self.decay_fraction <= 1:
             raise ConfigError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
+        if self.lr_schedule_unit not in SCHEDULE_UNITS:
+            raise ConfigError(f"lr_schedule_unit must be one of {', '.join(SCHEDULE_UNITS)}, got {self.lr_schedule_unit!r}")
+        if self.lr_schedule:
+            try:
+                points = check_points(self.lr_schedule)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            if max(lr for _, lr in points) > self.lr * (1 + 1e-9):
+                raise ConfigError(f"lr ({self.lr}) must be at least the largest lr of lr_schedule: the schedule scales it")
+        if self.global_batch_size is not None:
+            per_pass = self.micro_batch_size * self.num_workers
+            if self.global_batch_size < 1 or self.global_batch_size % per_pass:
+                raise ConfigError(
+                    f"global_batch_size={self.global_batch_size} must be a multiple of micro_batch_size x num_workers "
+                    f"= {self.micro_batch_size} x {self.num_workers}; change one of them"
+                )
+            self.grad_accum_steps = self.global_batch_size // per_pass
+
+    @property
+    def global_batch(self) -> int:
+        """Sequences per optimizer step over all workers."""
+        return self.micro_batch_size * self.grad_accum_steps * self.num_workers
 
 
 @dataclass(kw_only=True)
@@ -105,9 +151,30 @@ class PretrainConfig(TrainConfig):
     """Pretraining on packed token shards with the masked diffusion loss."""
 
     tokens_dir: str = default_folder("trainer.pretrain", "tokens_dir")
-    """Token shards written by `pipelines.token_shards` (manifest.json + tokens-*.arrow)."""
+    """Token shards written by `pipelines.token_shards` (manifest.json + tokens-*.arrow); the data when
+    `mixture` is empty."""
+    mixture: dict[str, float] = field(default_factory=dict)
+    """Token-shard folders, or folder:source for one document source inside a folder, to weights, e.g.
+    {"out/tokens_web": 0.7, "out/tokens_code": 0.3}: each global batch draws from them in these
+    proportions (trainer/data/). Empty: tokens_dir alone."""
+    shuffle_block: int = 1 << 16
+    """Sequences per shuffle block of the sample order (1 << 16: 1 GB of tokens at seq_len 4096)."""
+    init_checkpoint: str = ""
+    """Start from these weights (an export folder: model.pt + model_config.json), with a fresh optimizer
+    and schedule: continued pretraining, e.g. LLaDA's annealing phase on another mixture or seq_len.
+    Empty: a freshly initialized model."""
     random_length_prob: float = 0.01
     """Probability per step of cutting the micro-batch to a random length (LLaDA: 1%)."""
+
+    @property
+    def data(self) -> dict[str, float]:
+        """The mixture trained on: `mixture`, or {tokens_dir: 1}."""
+        return dict(self.mixture) or {self.tokens_dir: 1.0}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.shuffle_block < 1:
+            raise ConfigError(f"shuffle_block must be >= 1, got {self.shuffle_block}")
 
 
 @dataclass(kw_only=True)

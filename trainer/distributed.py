@@ -59,6 +59,26 @@ def save_weights(engine, output_dir: str | Path, filename: str = WEIGHTS) -> Pat
     return Path(output_dir) / filename
 
 
+def cpus_per_worker(config) -> int:
+    """config.cpus_per_worker, or its default: on CPU the cluster's CPUs over the workers, with GPUs 1."""
+    if config.cpus_per_worker is not None:
+        return config.cpus_per_worker
+    if config.use_gpu:
+        return 1
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // config.num_workers)
+
+
+def set_threads(config) -> None:
+    """Inside a worker: torch computes on the cores Ray reserved for it (Ray's OMP_NUM_THREADS=1 default
+    would leave one worker on a 2-core machine using one core)."""
+    import torch
+
+    if config.cpus_per_worker:
+        torch.set_num_threads(config.cpus_per_worker)
+
+
 def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name: str) -> None:
     """Run `worker_fn(loop_config)` on `config.num_workers` Ray Train workers; raise if any fails."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -71,7 +91,8 @@ def launch(worker_fn: Callable[[dict], None], loop_config: dict, config, *, name
     trainer = TorchTrainer(
         train_loop_per_worker=worker_fn,
         train_loop_config=loop_config,
-        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu),
+        scaling_config=ScalingConfig(num_workers=config.num_workers, use_gpu=config.use_gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker(config), **({"GPU": 1} if config.use_gpu else {})}),
         # A worker that dies restarts the training function on every worker, up to max_failures times;
         # the loop then resumes from the newest checkpoint in output_dir (trainer/checkpointing.py).
         run_config=RunConfig(name=name, storage_path=storage, failure_config=FailureConfig(max_failures=config.max_failures)),

@@ -33,7 +33,8 @@ from formats.checkpoint import (
     write_model_config,
 )
 from trainer import distributed
-from trainer.schedule import wsd_lr_factor
+from trainer.callbacks import is_log_step
+from trainer.schedule import check_points, lr_at_step, wsd_lr_factor
 
 
 class StepData(Protocol):
@@ -84,6 +85,10 @@ class Job:
     """What a run resuming this one must share (config keys, data identity); see trainer.config.FINGERPRINTED."""
     sources: Callable[[Any], dict[str, int]] = lambda batch: {}
     """Tokens per data source in a micro-batch (mixtures); empty when there is one source."""
+    tokens_per_step: int | None = None
+    """Tokens of every optimizer step over all ranks when that is fixed (pretraining): lets lr_schedule count tokens."""
+    validation: Any = None
+    """The fixed validation set (trainer/validation.py), or None."""
 
 
 @dataclass
@@ -105,7 +110,13 @@ def masking_generator(seed: int, step: int, rank: int, micro_batch: int):
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, rank, micro_batch]).generate_state(1)[0]))
 
 
-def lr_factor(config) -> Callable[[int], float]:
+def lr_factor(config, tokens_per_step: int | None = None) -> Callable[[int], float]:
+    """Multiplier of config.lr at each optimizer step (0-based): lr_schedule's points when given, else
+    warmup-stable-decay from warmup_steps, decay_fraction and final_lr_ratio."""
+    if config.lr_schedule:
+        points = check_points(config.lr_schedule)
+        return lambda step: lr_at_step(step, points=points, unit=config.lr_schedule_unit, total_steps=config.steps,
+                                       tokens_per_step=tokens_per_step) / config.lr
     return lambda step: wsd_lr_factor(
         step,
         total_steps=config.steps,
@@ -116,9 +127,9 @@ def lr_factor(config) -> Callable[[int], float]:
 
 
 def is_sync_step(config, step: int) -> bool:
-    """Steps (counted from 1) whose loss and tokens are reduced across ranks, logged or checkpointed."""
+    """Steps (counted from 1) whose loss and tokens are reduced across ranks: logged, evaluated or checkpointed."""
     every = config.checkpoint_every
-    return step in (1, config.steps) or step % config.log_every == 0 or bool(every and step % every == 0)
+    return step == 1 or is_log_step(config, step) or bool(every and step % every == 0)
 
 
 def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str | None, tracking_uri: str | None,
@@ -130,9 +141,10 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
     from trainer.checkpointing import load_checkpoint, resume_point
 
     rank, world_size = distributed.world()
+    distributed.set_threads(config)
     torch.manual_seed(config.seed)
     job = build_job(config, rank, world_size)
-    engine = distributed.build_engine(job.model, config, lr_factor(config))
+    engine = distributed.build_engine(job.model, config, lr_factor(config, job.tokens_per_step))
     state = TrainState(mlflow_run_id=mlflow_run_id)
     start = resume_point(config.output_dir, resume_from, warn=_say if rank == 0 else lambda _: None)
     if start is not None:
@@ -141,7 +153,7 @@ def run(config, build_job: Callable[[Any, int, int], Job], *, mlflow_run_id: str
         state = TrainState(**{**saved["train"], "mlflow_run_id": mlflow_run_id})
         if rank == 0:
             _say(f"[{config.mlflow_experiment}] resuming at step {state.step} from {start}")
-    callbacks = default_callbacks(config, rank, job, run_id=mlflow_run_id, tracking_uri=tracking_uri, say=_say)
+    callbacks = default_callbacks(config, rank, world_size, job, run_id=mlflow_run_id, tracking_uri=tracking_uri, say=_say)
     for callback in callbacks:
         callback.on_start(state, resumed=start is not None)
 
@@ -195,8 +207,11 @@ def export(config, engine, job: Job, state: TrainState, rank: int) -> None:
     if rank == 0:
         write_model_config(job.model.config, output_dir)
         save_config(config, output_dir / CONFIG)
-        final_loss = read_metrics_log(output_dir)[-1]["loss"]  # the last step is always logged
-        write_json(output_dir / TRAIN_METRICS, {"first_loss": state.first_loss, "final_loss": final_loss, "steps": state.step})
+        last = read_metrics_log(output_dir)[-1]  # the last step is always logged (and evaluated)
+        metrics = {"first_loss": state.first_loss, "final_loss": last["loss"], "steps": state.step}
+        if "val_loss" in last:
+            metrics["val_loss"] = last["val_loss"]
+        write_json(output_dir / TRAIN_METRICS, metrics)
         mark_complete(output_dir, (WEIGHTS, MODEL_CONFIG, CONFIG, TRAIN_METRICS))
 
 

@@ -1,45 +1,47 @@
-"""Pretraining job: packed token shards -> masked diffusion loss -> checkpoint (docs/SPEC-diffusion.md).
+"""Pretraining job: a mixture of token-shard folders -> masked diffusion loss -> checkpoint (docs/SPEC-diffusion.md).
 
     python -m trainer.pretrain tokens_dir=out/tokens steps=100 [--dry-run]
+    python -m trainer.pretrain mixture='{"out/tokens_web": 0.7, "out/tokens_code": 0.3}' global_batch_size=64
+    python -m trainer.pretrain recipe=llada_8b mixture=... (trainer/recipes.py)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from common.cli import run_job
 from common.config import ConfigError, from_dict
 from trainer.config import FINGERPRINTED, PretrainConfig
-from trainer.loop import IteratorData, Job
+from trainer.loop import Job
+from trainer.recipes import RECIPES
 
 
-def token_batches(tokens, *, batch_size: int, rank: int, world_size: int, seed: int, start: int = 0) -> Iterator:
-    """Endless micro-batches of this rank's rows, reshuffled each epoch (same order on every rerun), from
-    the `start`-th micro-batch on (found by arithmetic: nothing before it is read)."""
-    import numpy as np
-    import torch
+class LoaderData:
+    """The loop's StepData over the streaming loader (trainer/data/): this rank's share of each global batch."""
 
-    rows = np.arange(rank, len(tokens), world_size)
-    if len(rows) < batch_size:
-        raise ConfigError(
-            f"rank {rank} has {len(rows)} sequences, fewer than micro_batch_size={batch_size}: write more token shards"
-        )
-    per_epoch = len(rows) // batch_size
-    epoch, skip = divmod(start, per_epoch)
-    while True:
-        order = np.random.default_rng(seed + epoch).permutation(rows)
-        for first in range(skip * batch_size, per_epoch * batch_size, batch_size):
-            index = np.sort(order[first : first + batch_size])
-            yield torch.from_numpy(tokens[index].astype(np.int64))
-        epoch, skip = epoch + 1, 0
+    def __init__(self, loader, *, rank: int, world_size: int, micro_batch_size: int) -> None:
+        self.loader, self.rank, self.world_size, self.micro_batch_size = loader, rank, world_size, micro_batch_size
+
+    def next_step(self) -> list[Any]:
+        return self.loader.next_step(rank=self.rank, world_size=self.world_size, micro_batch_size=self.micro_batch_size)
+
+    def state_dict(self) -> dict:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loader.load_state_dict(state)
 
 
 def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
-    """(engine, batch, generator) -> (loss, tokens): the spec's pretraining objective."""
+    """(engine, micro-batch, generator) -> (loss, tokens): the spec's pretraining objective."""
+    import numpy as np
+    import torch
+
     from trainer.diffusion import forward_process, masked_diffusion_loss, random_length_cut
 
-    def compute(engine, input_ids, generator):
+    def compute(engine, batch, generator):
+        input_ids = torch.from_numpy(batch.tokens.astype(np.int64))
         input_ids = random_length_cut(input_ids, prob=random_length_prob, generator=generator)
         noisy, masked, p_mask = forward_process(input_ids, mask_id, eps=eps, generator=generator)
         logits = engine(noisy.to(engine.device))
@@ -49,35 +51,63 @@ def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
     return compute
 
 
-def fingerprint(config: PretrainConfig, manifest: dict) -> dict:
-    """What a run resuming this one must share: the model and its noise, and the data (trainer.config.FINGERPRINTED)."""
+def fingerprint(config: PretrainConfig, data: dict[str, Any]) -> dict:
+    """What a run resuming this one must share: the model and its noise, the start, and the data's sample
+    order (mixture, seq_len, tokenizer, shuffle_block); trainer.config.FINGERPRINTED."""
     return {
         **{key: getattr(config, key) for key in FINGERPRINTED},
-        "tokens_dir": str(Path(config.tokens_dir).resolve()),
-        "seq_len": manifest["seq_len"],
-        "tokenizer_sha256": manifest.get("tokenizer_sha256"),
+        "mixture": data["weights"],
+        "seq_len": data["seq_len"],
+        "tokenizer_sha256": data["tokenizer_sha256"],
+        "shuffle_block": config.shuffle_block,
+        "init_checkpoint": str(Path(config.init_checkpoint).resolve()) if config.init_checkpoint else "",
+        "sources": sorted(data["weights"]) if len(data["weights"]) > 1 else [],
     }
 
 
-def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
-    from formats.token_shards import load_token_shards
-    from trainer.model import MaskPredictor
+def check_init_checkpoint(config: PretrainConfig, vocab_size: int) -> None:
+    """An init_checkpoint must be a complete export of the `model` preset's shape over the data's vocabulary."""
+    from formats.checkpoint import read_model_config
     from trainer.model_config import model_config
 
-    tokens, manifest = load_token_shards(config.tokens_dir)
-    specials = manifest["special_tokens"]
-    model = MaskPredictor(
-        model_config(config.model, vocab_size=specials["vocab_size"], activation_checkpointing=config.activation_checkpointing)
-    )
+    saved = read_model_config(config.init_checkpoint)  # a ConfigError naming what is missing or incomplete
+    expected = vars(model_config(config.model, vocab_size=vocab_size))
+    differing = [f"{k} {saved.get(k)!r} (model={config.model} over these shards: {v!r})"
+                 for k, v in expected.items() if k != "activation_checkpointing" and saved.get(k) != v]
+    if differing:
+        raise ConfigError(f"init_checkpoint={config.init_checkpoint} has another shape: {'; '.join(differing)}")
 
-    def batches(start: int) -> Iterator:
-        return token_batches(tokens, batch_size=config.micro_batch_size, rank=rank, world_size=world_size, seed=config.seed, start=start)
 
+def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
+    from trainer.checkpoint import load_model
+    from trainer.data import SequenceLoader, mixture_folders, validation_batches
+    from trainer.model import MaskPredictor
+    from trainer.model_config import model_config
+    from trainer.validation import ValidationSet
+
+    loader = SequenceLoader(config.data, global_batch_size=config.global_batch, seed=config.seed, shuffle_block=config.shuffle_block)
+    specials = loader.special_tokens
+    if config.init_checkpoint:
+        model = load_model(config.init_checkpoint).train()  # weights only: the optimizer and schedule start afresh
+        model.config.activation_checkpointing = config.activation_checkpointing
+    else:
+        model = MaskPredictor(model_config(config.model, vocab_size=loader.vocab_size, activation_checkpointing=config.activation_checkpointing))
+    validation = None
+    if config.val_sequences:
+        batches = [batch for folder in mixture_folders(config.data)
+                   for batch in validation_batches(folder, max_sequences=config.val_sequences, micro_batch_size=config.micro_batch_size)]
+        validation = ValidationSet(batches, mask_id=specials["mask"], eps=config.eps)
+    data = {"weights": {key: float(w) for key, w in zip(loader.keys, loader.weights)}, "seq_len": loader.seq_len,
+            "tokenizer_sha256": loader.tokenizer_sha256}
+    several = len(loader.keys) > 1
     return Job(
         model=model,
-        data=IteratorData(batches, per_step=config.grad_accum_steps),
+        data=LoaderData(loader, rank=rank, world_size=world_size, micro_batch_size=config.micro_batch_size),
         loss=pretrain_loss(specials["mask"], config.eps, config.random_length_prob),
-        fingerprint=fingerprint(config, manifest),
+        fingerprint=fingerprint(config, data),
+        sources=(lambda batch: batch.tokens_by_source) if several else (lambda batch: {}),
+        tokens_per_step=config.global_batch * loader.seq_len,
+        validation=validation,
     )
 
 
@@ -89,20 +119,48 @@ def _worker(loop_config: dict) -> None:
              resume_from=loop_config["resume_from"])
 
 
+def check_data(config: PretrainConfig) -> dict[str, Any]:
+    """Everything about the data that can be wrong, checked on the driver before any worker starts: the
+    folders, their files against their manifests, one tokenizer and seq_len, non-empty sources, the
+    validation splits, the init checkpoint. Makes the paths absolute in `config`; returns check_mixture's summary."""
+    from trainer.data import check_mixture, mixture_folders, resolve_mixture
+    from formats.token_shards import MANIFEST, VALIDATION_DIR, read_manifest
+
+    if config.mixture:
+        config.mixture = resolve_mixture(config.mixture)
+    else:
+        config.tokens_dir = next(iter(resolve_mixture(config.tokens_dir)))
+    data = check_mixture(config.data)
+    if config.val_sequences:
+        for folder in mixture_folders(config.data):
+            split = folder / VALIDATION_DIR
+            if not (split / MANIFEST).is_file() or not read_manifest(split)["sequences"]:
+                raise ConfigError(
+                    f"{folder} has no validation sequences ({split / MANIFEST} is missing or counts none): rerun "
+                    "python -m pipelines.token_shards with validation_fraction > 0, or set val_sequences=0"
+                )
+    if config.init_checkpoint:
+        config.init_checkpoint = str(Path(config.init_checkpoint).resolve())
+        check_init_checkpoint(config, data["vocab_size"])
+    return data
+
+
 def main(config: PretrainConfig) -> dict:
-    from formats.token_shards import read_manifest
     from trainer.tracked_run import train_tracked
 
-    manifest = read_manifest(config.tokens_dir)
-    config.tokens_dir = str(Path(config.tokens_dir).resolve())
+    data = check_data(config)
+    for key, weight in data["weights"].items():
+        print(f"[pretrain] {key}: weight {weight:.3f}, {data['sequences'][key]:,} sequences of {data['seq_len']}", flush=True)
     return train_tracked(
         config,
         _worker,
         run_name="pretrain",
-        fingerprint=fingerprint(config, manifest),
-        extra_params={"tokens_dir": config.tokens_dir, "tokenizer_sha256": manifest.get("tokenizer_sha256"),
-                      "train_sequences": manifest.get("sequences"), "seq_len": manifest.get("seq_len")},
+        fingerprint=fingerprint(config, data),
+        extra_params={"tokenizer_sha256": data["tokenizer_sha256"], "train_sequences": sum(data["sequences"].values()),
+                      "seq_len": data["seq_len"], "global_batch": config.global_batch},
     )
 
+
 if __name__ == "__main__":
-    raise SystemExit(run_job(PretrainConfig, main, description="Masked diffusion pretraining (LLaDA) on token shards."))
+    raise SystemExit(run_job(PretrainConfig, main, recipes=RECIPES,
+                             description="Masked diffusion pretraining (LLaDA) on token shards."))

@@ -148,4 +148,6 @@ def main(config: SFTConfig) -> dict:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_job(SFTConfig, main, description="Masked diffusion SFT (LLaDA) on conversations."))
+    from trainer.recipes import SFT_RECIPES
+
+    raise SystemExit(run_job(SFTConfig, main, recipes=SFT_RECIPES, description="Masked diffusion SFT (LLaDA) on conversations."))

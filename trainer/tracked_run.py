@@ -52,13 +52,14 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
     resume_from, state = choose_resume(config, fingerprint)  # a wrong checkpoint fails here, before any worker
     if resume_from is not None:
         print(f"[{run_name}] resuming from {resume_from} (step {state['step']})", flush=True)
-    params = {**to_dict(config), **(extra_params or {})}
     run_id = state["mlflow_run_id"] if state else None
     # Ray's driver installs its own SIGTERM handler (which aborts the process): connect first, so that
     # stop_on_sigterm's handler replaces it while the workers run.
     from common.ray_runtime import init_ray
 
     init_ray()
+    config = dataclasses.replace(config, cpus_per_worker=distributed.cpus_per_worker(config))
+    params = {**to_dict(config), **(extra_params or {})}
     with mlflow_run(config.mlflow_experiment, run_name, params, run_id=run_id) as run, stop_on_sigterm(output_dir) as stop:
         import mlflow
 
@@ -87,7 +88,10 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
             "final_loss": metrics["final_loss"],
             "steps": metrics["steps"],
         }
+        if "val_loss" in metrics:
+            summary["val_loss"] = metrics["val_loss"]
         write_json(output_dir / RUN, summary)
-    print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}; "
+    validation = f", val_loss {summary['val_loss']:.4f}" if "val_loss" in summary else ""
+    print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}{validation}; "
           f"checkpoint {output_dir}; mlflow run {summary['run_id']}", flush=True)
     return summary

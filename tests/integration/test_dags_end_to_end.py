@@ -80,6 +80,7 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
     run = json.loads((work / "pretrain" / "run.json").read_text())
     assert run["final_loss"] < run["first_loss"]
+    assert 0 < run["val_loss"] < run["first_loss"]  # on tokens/validation/, held out of training
 
     sft = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "log_every": 10,
            "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16}
@@ -96,6 +97,7 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         logged = client.get_run(summary["run_id"])
         assert client.get_experiment(logged.info.experiment_id).name == experiment
         assert {"loss", "lr", "tokens_per_s", "final_loss"} <= set(logged.data.metrics)
+        assert ("val_loss" in logged.data.metrics) == (experiment == "pretrain")
         assert logged.data.tags["checkpoint"] == Path(summary["checkpoint"]).as_uri()
         assert logged.data.params["steps"] == str(steps)
         history = client.get_metric_history(summary["run_id"], "loss")

@@ -22,7 +22,8 @@ def test_two_workers_zero2_bf16(tmp_path):
         run_ray_job("tokenizer.train", {"corpus_dir": str(work / "corpus"), "output_dir": str(work / "tokenizer"),
                                         "vocab_size": 512, "log_to_mlflow": False})
         run_ray_job("pipelines.token_shards", {"corpus_dir": str(work / "corpus"), "tokenizer_dir": str(work / "tokenizer"),
-                                               "output_dir": str(work / "tokens"), "seq_len": 32, "log_to_mlflow": False})
+                                               "output_dir": str(work / "tokens"), "seq_len": 32, "validation_fraction": 0.1,
+                                               "log_to_mlflow": False})
         result = run_ray_job("trainer.pretrain", {"tokens_dir": str(work / "tokens"), "output_dir": str(work / "pretrain"),
                                                   "num_workers": 2, "zero_stage": 2, "precision": "bf16", "steps": 6,
                                                   "micro_batch_size": 4, "log_every": 3})

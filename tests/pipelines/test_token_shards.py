@@ -1,5 +1,6 @@
 """The token shards job end to end, its tasks run in this process (runner=local: the same bytes as on Ray), with
-an MLflow store private to the module: counts add up, files match the manifest, reruns are identical."""
+an MLflow store private to the module: counts add up, files match the manifest, sources are recorded, the
+validation split is the documents whose id hashes low, reruns are identical."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import xxhash
 
 from common.cli import run_job
 from common.config import ConfigError
-from formats.token_shards import load_token_shards, read_token_shard
+from formats.token_shards import held_out, read_token_shard, verify_token_folder
 from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
 from pipelines.token_shards import main
@@ -20,6 +23,7 @@ from tokenizer.encode import Tokenizer
 
 SEQ_LEN = 64
 SHARDS = 3
+FRACTION = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def inputs(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
 def config(inputs, output: Path, **overrides) -> TokenShardsConfig:
     corpus, tokenizer_dir, _ = inputs
     values = {"corpus_dir": str(corpus), "tokenizer_dir": str(tokenizer_dir), "output_dir": str(output)}
-    settings = {"seq_len": SEQ_LEN, "batch_size": 16, "runner": "local", "log_to_mlflow": False}
+    settings = {"seq_len": SEQ_LEN, "batch_size": 16, "runner": "local", "log_to_mlflow": False, "validation_fraction": FRACTION}
     return TokenShardsConfig(**{**values, **settings, **overrides})
 
 
@@ -45,42 +49,73 @@ def run(private_state, inputs, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def file_bytes(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(directory.glob("tokens-*.arrow"))} | {
-        "manifest.json": (directory / "manifest.json").read_bytes()
-    }
+    names = ["manifest.json", "validation/manifest.json"]
+    names += [str(p.relative_to(directory)) for p in directory.rglob("tokens-*.arrow")]
+    return {name: (directory / name).read_bytes() for name in sorted(names)}
 
 
 def test_counts_match_files_and_an_independent_computation(run, inputs):
     output, report = run
     corpus, tokenizer_dir, documents = inputs
-    manifest = json.loads((output / "manifest.json").read_text())
+    manifests = {split: json.loads((folder / "manifest.json").read_text())
+                 for split, folder in (("train", output), ("validation", output / "validation"))}
     tok = Tokenizer.load(tokenizer_dir)
 
     per_shard = -(-len(documents) // SHARDS)
-    expected_rows, expected_dropped = [], 0
+    totals = {split: {"rows": 0, "dropped": 0, "documents": 0} for split in manifests}
     for i in range(SHARDS):
-        texts = [d["text"] for d in documents[i * per_shard : (i + 1) * per_shard]]
-        rows, leftover = pack_sequences(tok.encode_batch(texts), SEQ_LEN, tok.eos_id)
-        expected_rows.append(rows)
-        expected_dropped += len(leftover)
-        assert manifest["shards"][i]["file"] == f"tokens-{i:05d}.arrow"
-        assert manifest["shards"][i]["source"] == f"shard-{i:05d}.parquet"
-        assert manifest["shards"][i]["sequences"] == len(rows)
-        assert manifest["shards"][i]["tokens_dropped"] == len(leftover) < SEQ_LEN
-        assert read_token_shard(output / f"tokens-{i:05d}.arrow").tolist() == rows.tolist()
-        file_bytes_i = (output / f"tokens-{i:05d}.arrow").read_bytes()
-        assert manifest["shards"][i]["sha256"] == hashlib.sha256(file_bytes_i).hexdigest()
+        for split, manifest in manifests.items():
+            # Held out: xxhash64 of the id below FRACTION * 2^64. Each source is packed on its own, sources in name order.
+            part = [d for d in documents[i * per_shard : (i + 1) * per_shard]
+                    if (xxhash.xxh64_intdigest(d["id"].encode()) < FRACTION * 2**64) == (split == "validation")]
+            rows, by_source, dropped = [], {}, 0
+            for source in sorted({d["source"] for d in part}):
+                packed, leftover = pack_sequences(tok.encode_batch([d["text"] for d in part if d["source"] == source]),
+                                                  SEQ_LEN, tok.eos_id)
+                rows += packed.tolist()
+                by_source |= {source: len(packed)} if len(packed) else {}
+                dropped += len(leftover)
+            entry = manifest["shards"][i]
+            path = (output if split == "train" else output / "validation") / f"tokens-{i:05d}.arrow"
+            assert entry["file"] == f"tokens-{i:05d}.arrow"
+            assert entry["source"] == f"shard-{i:05d}.parquet"
+            assert entry["sequences"] == len(rows) and entry["documents"] == len(part)
+            assert entry["tokens_dropped"] == dropped < SEQ_LEN * max(len(by_source), 1)
+            assert entry["sequences_by_source"] == by_source
+            assert read_token_shard(path).tolist() == rows
+            assert pa.ipc.open_file(str(path)).read_all().column("source").to_pylist() == [
+                name for name, count in by_source.items() for _ in range(count)]
+            assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert entry["bytes"] == path.stat().st_size
+            totals[split]["rows"] += len(rows)
+            totals[split]["dropped"] += dropped
+            totals[split]["documents"] += len(part)
 
-    tokens, loaded_manifest = load_token_shards(output)
-    assert loaded_manifest == manifest
-    assert tokens.shape == (manifest["sequences"], SEQ_LEN) == (sum(len(r) for r in expected_rows), SEQ_LEN)
-    assert manifest["tokens"] == tokens.size
-    assert manifest["tokens_dropped"] == expected_dropped
-    assert manifest["documents"] == len(documents)
+    manifest = manifests["train"]
+    assert manifest == verify_token_folder(output, tokenizer_sha256=tok.sha256)
+    assert manifest["sequences"] == totals["train"]["rows"]
+    assert manifest["tokens"] == manifest["sequences"] * SEQ_LEN
+    for split, counts in totals.items():
+        assert manifests[split]["sequences"] == counts["rows"] and manifests[split]["tokens_dropped"] == counts["dropped"]
+        assert manifests[split]["documents"] == counts["documents"]
+    assert 0 < totals["validation"]["documents"] < totals["train"]["documents"]
+    assert manifest["validation"] == {"dir": "validation", "fraction": FRACTION, "documents": totals["validation"]["documents"],
+                                      "sequences": totals["validation"]["rows"]}
+    assert manifest["documents"] + manifest["validation"]["documents"] == len(documents)
     total = sum(len(ids) + 1 for ids in tok.encode_batch([d["text"] for d in documents]))
-    assert manifest["tokens"] + manifest["tokens_dropped"] == total  # every token is in a row or counted as dropped
+    # every token is in a row or counted as dropped
+    assert sum(m["tokens"] + m["tokens_dropped"] for m in manifests.values()) == total
     assert "dropped" in manifest["dropped"]
     assert report["sequences"] == manifest["sequences"] and report["shards_kept"] == 0
+    assert report["validation_sequences"] == totals["validation"]["rows"]
+
+
+def test_the_validation_split_is_a_function_of_the_id_alone():
+    ids = [f"doc-{i}" for i in range(20_000)]
+    small, large = ({i for i in ids if held_out(i, fraction)} for fraction in (0.01, 0.1))
+    assert 150 < len(small) < 250 and 1800 < len(large) < 2200
+    assert small < large  # raising the fraction only moves documents into validation
+    assert not any(held_out(i, 0.0) for i in ids)
 
 
 def test_tokenizer_is_recorded(run, inputs):
@@ -110,9 +145,26 @@ def test_rerun_is_byte_identical(run, inputs, tmp_path, capsys):
 
 
 def test_stale_token_files_are_removed(inputs, tmp_path):
-    (tmp_path / "tokens-00007.arrow").write_bytes(b"left over from a larger corpus")
+    (tmp_path / "validation").mkdir()
+    for stale in ("tokens-00007.arrow", "validation/tokens-00007.arrow"):
+        (tmp_path / stale).write_bytes(b"left over from a larger corpus")
     main(config(inputs, tmp_path))
-    assert sorted(p.name for p in tmp_path.glob("tokens-*.arrow")) == [f"tokens-{i:05d}.arrow" for i in range(SHARDS)]
+    expected = [f"tokens-{i:05d}.arrow" for i in range(SHARDS)]
+    assert sorted(p.name for p in tmp_path.glob("tokens-*.arrow")) == expected
+    assert sorted(p.name for p in (tmp_path / "validation").glob("tokens-*.arrow")) == expected
+    # Without a split every file is redone (its documents changed) and validation/ goes.
+    report = main(config(inputs, tmp_path, validation_fraction=0.0))
+    assert report["shards_kept"] == 0 and report["validation_sequences"] == 0 and not (tmp_path / "validation").exists()
+    assert "validation" not in json.loads((tmp_path / "manifest.json").read_text())
+
+
+def test_documents_without_id_or_source_are_an_error_naming_the_shard(inputs, tmp_path):
+    import pyarrow.parquet as pq
+
+    (tmp_path / "corpus" / "documents").mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["a document"]}), tmp_path / "corpus" / "documents" / "shard-00000.parquet")
+    with pytest.raises(ConfigError, match=r"shard-00000.parquet has no id, source column"):
+        main(config(inputs, tmp_path / "out", corpus_dir=str(tmp_path / "corpus")))
 
 
 def test_missing_inputs_are_config_errors_naming_them(inputs, tmp_path):
@@ -123,12 +175,14 @@ def test_missing_inputs_are_config_errors_naming_them(inputs, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="seq_len"):
         TokenShardsConfig(seq_len=1)
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        TokenShardsConfig(validation_fraction=1.0)
 
 
 def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     corpus, tokenizer_dir, _ = inputs
     argv = [f"corpus_dir={corpus}", f"tokenizer_dir={tokenizer_dir}", f"output_dir={tmp_path}"]
-    argv += [f"seq_len={SEQ_LEN}", "batch_size=16", "runner=local"]
+    argv += [f"seq_len={SEQ_LEN}", "batch_size=16", "runner=local", f"validation_fraction={FRACTION}"]
     assert run_job(TokenShardsConfig, main, argv) == 0
     assert file_bytes(tmp_path) == file_bytes(run[0])
 

@@ -1,33 +1,12 @@
-"""What the training jobs feed the loop: token micro-batches per rank and SFT pairs from conversations."""
+"""What SFT feeds the loop: pairs from conversations, micro-batches per rank (token shards: test_loader.py)."""
 
 import json
 
-import numpy as np
 import pytest
-import torch
 
-from common.config import ConfigError
 from common.paths import PROJECT_ROOT
 from tests.tokenizer import train_tokenizer, write_corpus
-from trainer.pretrain import token_batches
 from trainer.sft import pair_batches, read_pairs
-
-
-def test_token_batches_split_ranks_and_repeat_deterministically():
-    tokens = np.arange(20 * 4, dtype=np.uint32).reshape(20, 4)
-    seen = []
-    for rank in (0, 1):
-        stream = token_batches(tokens, batch_size=3, rank=rank, world_size=2, seed=7)
-        batches = [next(stream) for _ in range(3)]  # one epoch is 10 rows // 3 = 3 batches
-        assert all(b.dtype == torch.int64 and b.shape == (3, 4) for b in batches)
-        rows = {int(r[0]) // 4 for b in batches for r in b}
-        assert all(row % 2 == rank for row in rows)  # rank r reads rows r, r+2, ...
-        seen.append(rows)
-        again = token_batches(tokens, batch_size=3, rank=rank, world_size=2, seed=7)
-        assert all(torch.equal(next(again), b) for b in batches)
-    assert not seen[0] & seen[1]
-    with pytest.raises(ConfigError, match="fewer than micro_batch_size"):
-        next(token_batches(tokens[:3], batch_size=4, rank=0, world_size=1, seed=0))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,58 @@
+"""What trainer.pretrain checks on the driver, before any worker starts: validation splits, the init
+checkpoint's shape, paths made absolute; and its fingerprint (what a resume must share)."""
+
+import numpy as np
+import pytest
+
+from common.config import ConfigError, from_dict
+from formats.token_shards import VALIDATION_DIR
+from tests.formats import write_token_folder
+from trainer.config import PretrainConfig
+from trainer.pretrain import check_data, fingerprint
+
+
+def folder(root, *, validation: bool):
+    rows = np.arange(40 * 8, dtype=np.uint32).reshape(40, 8) % 900
+    write_token_folder(root, [{"en": rows[:30], "pl": rows[30:]}])
+    if validation:
+        write_token_folder(root / VALIDATION_DIR, [{"en": rows[:4]}])
+    return root
+
+
+def test_a_folder_without_validation_sequences_is_refused_unless_validation_is_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "tokens", validation=False)
+    with pytest.raises(ConfigError, match=r"tokens has no validation sequences .*validation_fraction > 0, or set val_sequences=0"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens"}))
+    config = from_dict(PretrainConfig, {"tokens_dir": "tokens", "val_sequences": 0})
+    assert check_data(config)["sequences"] == {str(tmp_path / "tokens"): 40}
+    assert config.tokens_dir == str(tmp_path / "tokens")  # absolute: the workers and the fingerprint see one path
+
+
+def test_a_mixture_is_resolved_and_fingerprinted_with_its_sources(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "tokens", validation=True)
+    config = from_dict(PretrainConfig, {"mixture": {"tokens:en": 3, "tokens:pl": 1}})
+    data = check_data(config)
+    assert config.mixture == {f"{tmp_path / 'tokens'}:en": 3, f"{tmp_path / 'tokens'}:pl": 1}
+    print_ = fingerprint(config, data)
+    assert print_["mixture"] == {f"{tmp_path / 'tokens'}:en": 0.75, f"{tmp_path / 'tokens'}:pl": 0.25}
+    assert print_["sources"] == sorted(config.mixture) and print_["seq_len"] == 8
+    assert fingerprint(from_dict(PretrainConfig, {**vars(config), "shuffle_block": 64}), data) != print_
+
+
+def test_an_init_checkpoint_must_be_a_complete_export_of_the_presets_shape(tmp_path, monkeypatch):
+    from trainer.checkpoint import save_model
+    from trainer.model import MaskPredictor
+    from trainer.model_config import model_config
+
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "tokens", validation=True)
+    save_model(MaskPredictor(model_config("tiny", vocab_size=1000)), tmp_path / "stable")
+    save_model(MaskPredictor(model_config("tiny", vocab_size=1000, n_layers=2)), tmp_path / "other")
+    check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "stable"}))
+    with pytest.raises(ConfigError, match=r"other has another shape: n_layers 2 \(model=tiny over these shards: 4\)"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "other"}))
+    (tmp_path / "stable" / "complete.json").unlink()
+    with pytest.raises(ConfigError, match="stable has no complete.json"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "stable"}))
