@@ -84,7 +84,7 @@ def plain_loop(tokens: Path, precision: str, steps: int) -> float:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
-        float(loss)  # as the job does at its sync points; here every step, the stricter case
+        float(loss.detach())  # the job syncs at log steps only; here every step, the stricter case
     return (steps - LOG_EVERY) * BATCH * SEQ_LEN / (time.perf_counter() - started)
 
 

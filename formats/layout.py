@@ -14,6 +14,7 @@ FOLDERS = {
     "corpus_fuzzy": "the same without near duplicates (formats/corpus.py)",
     "tokenizer": "tokenizer.model and special_tokens.json",
     "tokens": "fixed-length token sequences (formats/token_shards.py)",
+    "sft_tokens": "SFT pairs, tokenized and padded (formats/token_shards.py)",
     "pretrain": "the pretraining checkpoint (formats/checkpoint.py)",
     "sft": "the fine-tuned checkpoint and its samples (formats/checkpoint.py)",
 }
@@ -25,7 +26,8 @@ JOB_FOLDERS: dict[str, dict[str, str]] = {
     "tokenizer.train": {"corpus_dir": "corpus_fuzzy", "output_dir": "tokenizer"},
     "pipelines.token_shards": {"corpus_dir": "corpus_fuzzy", "tokenizer_dir": "tokenizer", "output_dir": "tokens"},
     "trainer.pretrain": {"tokens_dir": "tokens", "output_dir": "pretrain"},
-    "trainer.sft": {"init_checkpoint": "pretrain", "tokenizer_dir": "tokenizer", "output_dir": "sft"},
+    "pipelines.sft_shards": {"tokenizer_dir": "tokenizer", "output_dir": "sft_tokens"},
+    "trainer.sft": {"sft_tokens_dir": "sft_tokens", "init_checkpoint": "pretrain", "tokenizer_dir": "tokenizer", "output_dir": "sft"},
     "trainer.sample": {"checkpoint": "sft", "tokenizer_dir": "tokenizer"},
 }
 """Per job (its module), the config fields that name a folder of the build, and which folder."""

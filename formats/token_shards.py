@@ -13,6 +13,11 @@ attention mask (docs/SPEC-diffusion.md, "Pretraining loss"): every row is one tr
 source is packed on its own, so a row holds one source's tokens and a mixture by source is exact; since
 rows are grouped by source, a source inside a file is a row range, and a reader's index is a few
 integers per file, not per sequence.
+
+SFT pairs (`pipelines.sft_shards`) use the same folder layout, with two int32 columns more (SFT_COLUMNS):
+a row is one (prompt, response) pair right-padded with EOS to seq_len, the manifest says "kind": "sft",
+and files are tokens-NNNNN-PPPPP.arrow (the PPPPP-th file of the NNNNN-th conversation file). The
+trainer's loader reads both kinds (trainer/data/).
 """
 
 from __future__ import annotations
@@ -40,15 +45,19 @@ DROPPED = (
     "the last partial sequence (fewer than seq_len tokens) of each source in each document shard is dropped; "
     "tokens_dropped counts its tokens"
 )
+SFT_COLUMNS = ("prompt_length", "length")
+"""The columns of an SFT pair folder (pipelines.sft_shards) beside tokens and source: the prompt's length
+and the pair's (prompt + response, with the response's EOS); each row is right-padded with EOS up to seq_len."""
 SHARD_KEYS = ("file", "source", "documents", "sequences", "tokens_dropped", "sha256", "bytes", "sequences_by_source")
 """What the manifest records of each token file: `source` is the document shard it was made from,
 `sequences_by_source` the rows of each document source, in row order."""
 RERUN = "rerun python -m pipelines.token_shards"
 
 
-def token_file_name(index: int) -> str:
-    """The file name of the token file made from the index-th document shard."""
-    return f"tokens-{index:05d}.arrow"
+def token_file_name(index: int, part: int | None = None) -> str:
+    """The file name of the token file made from the index-th input (document shard, conversation file),
+    or of its part-th file when one input makes several (SFT pairs)."""
+    return f"tokens-{index:05d}.arrow" if part is None else f"tokens-{index:05d}-{part:05d}.arrow"
 
 
 def held_out(document_id: str, fraction: float) -> bool:
@@ -59,9 +68,11 @@ def held_out(document_id: str, fraction: float) -> bool:
     return xxhash.xxh64_intdigest(document_id.encode("utf-8")) < int(fraction * 2.0**64)
 
 
-def to_arrow_table(rows: np.ndarray, source_runs: list[tuple[str, int]] | None = None) -> pa.Table:
+def to_arrow_table(rows: np.ndarray, source_runs: list[tuple[str, int]] | None = None,
+                   columns_by_name: dict[str, np.ndarray] | None = None) -> pa.Table:
     """Rows of shape (n, seq_len) as a table with a column `tokens: fixed_size_list<uint32>[seq_len]`,
-    and with `source_runs` ((source, rows) in row order) a column `source: dictionary<int32, string>`."""
+    with `source_runs` ((source, rows) in row order) a column `source: dictionary<int32, string>`, and
+    one int32 column per entry of `columns_by_name` (SFT_COLUMNS for SFT pairs)."""
     rows = np.ascontiguousarray(rows, dtype=np.uint32)
     if rows.ndim != 2:
         raise ValueError(f"rows must have shape (n, seq_len), got {rows.shape}")
@@ -76,6 +87,12 @@ def to_arrow_table(rows: np.ndarray, source_runs: list[tuple[str, int]] | None =
         indices_array = pa.Array.from_buffers(pa.int32(), len(indices), [None, pa.py_buffer(indices)])
         columns.append(pa.DictionaryArray.from_arrays(indices_array, _strings([name for name, _ in source_runs])))
         names.append("source")
+    for name, values in (columns_by_name or {}).items():
+        values = np.ascontiguousarray(values, dtype=np.int32)
+        if values.shape != (len(rows),):
+            raise ValueError(f"column {name} has shape {values.shape}, not ({len(rows)},)")
+        columns.append(pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)]))
+        names.append(name)
     return pa.Table.from_arrays(columns, names=names)
 
 
@@ -86,10 +103,11 @@ def _strings(values: list[str]) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
-def write_token_file(path: Path, rows: np.ndarray, metadata: dict[str, str], source_runs: list[tuple[str, int]]) -> None:
-    """`rows` (grouped by source as `source_runs` says) with `metadata` in the schema, as one Arrow IPC
-    file written atomically."""
-    table = to_arrow_table(rows, source_runs).replace_schema_metadata(metadata)
+def write_token_file(path: Path, rows: np.ndarray, metadata: dict[str, str], source_runs: list[tuple[str, int]],
+                     columns_by_name: dict[str, np.ndarray] | None = None) -> None:
+    """`rows` (grouped by source as `source_runs` says) with `metadata` in the schema, and the int32
+    `columns_by_name`, as one Arrow IPC file written atomically."""
+    table = to_arrow_table(rows, source_runs, columns_by_name).replace_schema_metadata(metadata)
     # One record batch even with no rows (write_table writes none for an empty table; readers expect one).
     batch = pa.RecordBatch.from_arrays([column.combine_chunks() for column in table.columns], schema=table.schema)
     with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -131,6 +149,24 @@ def read_token_shard(path: str | Path) -> np.ndarray:
         for i in range(reader.num_record_batches)
     ]
     return _stack(parts, seq_len)
+
+
+def read_token_columns(path: str | Path, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A token file's rows and its int32 columns `names`, all memory-mapped; raises ConfigError naming a
+    missing column. (The writer writes one record batch.)"""
+    reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
+    missing = [name for name in names if name not in reader.schema.names]
+    if missing:
+        raise ConfigError(f"{path} has no column {', '.join(missing)}: it was not written by the job that writes those ({RERUN}, "
+                          "or python -m pipelines.sft_shards for SFT pairs)")
+    batch = reader.get_batch(0)
+    seq_len = reader.schema.field("tokens").type.list_size
+    rows = _uint32_view(batch.column("tokens").flatten()).reshape(-1, seq_len)
+    columns = {}
+    for name in names:
+        column = batch.column(name)
+        columns[name] = np.frombuffer(column.buffers()[1], dtype=np.int32, count=len(column), offset=column.offset * 4)
+    return rows, columns
 
 
 def _uint32_view(values: pa.Array) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`make demo`: the three DAGs end to end through Airflow, with a real local Ray and MLflow.
 
 corpus_build (data/demo/corpus: clean, exact and fuzzy dedup, tokenizer, token shards) -> pretrain ->
-sft + sample, each task a Ray job; then a summary of
+sft pairs + sft + sample, each task a Ray job; then a summary of
 what came out. Everything it writes goes under out/ and .state/.
 """
 
@@ -70,7 +70,7 @@ def print_summary(work: Path, seconds: float) -> None:
 
     stats, fuzzy, tokens = read("corpus", "stats.json"), read("corpus_fuzzy", "stats.json"), read("tokens", MANIFEST)
     tokens_validation = read("tokens", f"{VALIDATION_DIR}/{MANIFEST}")
-    pretrain, sft = read("pretrain", RUN), read("sft", RUN)
+    pretrain, sft, sft_pairs = read("pretrain", RUN), read("sft", RUN), read("sft_tokens", MANIFEST)
     sample = json.loads((work / "sft" / SAMPLES).read_text().splitlines()[-1])
     rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
     rows += [(f"  dropped: {reason}", f"{count:,}") for reason, count in sorted(stats["dropped"].items())]
@@ -80,6 +80,7 @@ def print_summary(work: Path, seconds: float) -> None:
         ("pretrain loss", f"{pretrain['first_loss']:.3f} -> {pretrain['final_loss']:.3f}   mlflow run {pretrain['run_id']}"),
         ("pretrain val_loss", f"{pretrain['val_loss']:.3f} on {tokens_validation['sequences']:,} held-out sequences"),
         ("pretrain checkpoints", ", ".join(p.name for p in sorted((work / "pretrain" / CHECKPOINTS).glob("step-*")))),
+        ("sft pairs", f"{sft_pairs['sequences']:,} of at most {sft_pairs['seq_len']} tokens from {sft_pairs['counts']['conversations']:,} conversations"),
         ("sft loss", f"{sft['first_loss']:.3f} -> {sft['final_loss']:.3f}   mlflow run {sft['run_id']}"),
         ("sample prompt", sample["prompt"]),
         ("sample completion", repr(sample["completion"])),

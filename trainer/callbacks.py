@@ -111,16 +111,26 @@ class MLflowMetrics(Callback):
             values = {**metrics, "tokens": state.tokens}
             values |= {f"tokens.{source}": count for source, count in state.tokens_by_source.items()}
             self.log(values, state.step)
+        if stop:
+            self.flush()
 
     def on_end(self, state, *, engine) -> None:
         if state.step > self.logged_up_to:
             self.log({"final_loss": read_metrics_log(self.config.output_dir)[-1]["loss"]}, state.step)
+        self.flush()
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        """Queued, not awaited (MLflow's async logging): a round trip to the server no longer stalls the
+        step that logs (bench/train_overhead.py). flush() waits for the queue; on_end and a stop call it."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()], synchronous=False)
+
+    def flush(self) -> None:
+        import mlflow
+
+        mlflow.flush_async_logging()
 
 
 class Checkpointer(Callback):

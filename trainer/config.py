@@ -100,6 +100,8 @@ class TrainConfig:
     from. Continuing keeps the MLflow run, and refuses a checkpoint made with other fingerprinted keys."""
     max_failures: int = 0
     """Restarts of the workers after one dies, each from the newest checkpoint (Ray Train's FailureConfig)."""
+    shuffle_block: int = 1 << 16
+    """Sequences per shuffle block of the sample order (1 << 16: 1 GB of tokens at seq_len 4096)."""
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_PRESETS:
@@ -108,7 +110,7 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.zero_stage not in ZERO_STAGES:
             raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every", "keep_checkpoints"):
+        for name in ("steps", "micro_batch_size", "grad_accum_steps", "num_workers", "log_every", "keep_checkpoints", "shuffle_block"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.cpus_per_worker is not None and self.cpus_per_worker < 1:
@@ -157,8 +159,6 @@ class PretrainConfig(TrainConfig):
     """Token-shard folders, or folder:source for one document source inside a folder, to weights, e.g.
     {"out/tokens_web": 0.7, "out/tokens_code": 0.3}: each global batch draws from them in these
     proportions (trainer/data/). Empty: tokens_dir alone."""
-    shuffle_block: int = 1 << 16
-    """Sequences per shuffle block of the sample order (1 << 16: 1 GB of tokens at seq_len 4096)."""
     init_checkpoint: str = ""
     """Start from these weights (an export folder: model.pt + model_config.json), with a fresh optimizer
     and schedule: continued pretraining, e.g. LLaDA's annealing phase on another mixture or seq_len.
@@ -171,26 +171,21 @@ class PretrainConfig(TrainConfig):
         """The mixture trained on: `mixture`, or {tokens_dir: 1}."""
         return dict(self.mixture) or {self.tokens_dir: 1.0}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.shuffle_block < 1:
-            raise ConfigError(f"shuffle_block must be >= 1, got {self.shuffle_block}")
 
 
 @dataclass(kw_only=True)
 class SFTConfig(TrainConfig):
-    """Supervised fine-tuning on conversations, starting from a pretraining checkpoint."""
+    """Supervised fine-tuning on tokenized conversations, starting from a pretraining checkpoint."""
 
     output_dir: str = default_folder("trainer.sft", "output_dir")
     """Where the SFT checkpoint is written."""
-    conversations: str = "data/demo/conversations.jsonl"
-    """JSON lines of {"messages": [{"role", "content"}, ...]}."""
+    sft_tokens_dir: str = default_folder("trainer.sft", "sft_tokens_dir")
+    """SFT pairs written by `pipelines.sft_shards` (one per assistant turn, padded to its max_seq_len),
+    streamed by the pretraining loader: memory does not grow with the number of pairs."""
     init_checkpoint: str = default_folder("trainer.sft", "init_checkpoint")
     """Checkpoint folder to start from (a pretraining output_dir)."""
     tokenizer_dir: str = default_folder("trainer.sft", "tokenizer_dir")
     """Tokenizer folder (tokenizer.model + special_tokens.json)."""
-    max_seq_len: int = 256
-    """Prompt + response longer than this are cut from the left of the prompt (counted)."""
     lr: float = 2e-4
     """Peak learning rate (LLaDA-8B SFT: 2.5e-5)."""
     mlflow_experiment: str = "sft"

@@ -17,22 +17,6 @@ from trainer.loop import Job
 from trainer.recipes import RECIPES
 
 
-class LoaderData:
-    """The loop's StepData over the streaming loader (trainer/data/): this rank's share of each global batch."""
-
-    def __init__(self, loader, *, rank: int, world_size: int, micro_batch_size: int) -> None:
-        self.loader, self.rank, self.world_size, self.micro_batch_size = loader, rank, world_size, micro_batch_size
-
-    def next_step(self) -> list[Any]:
-        return self.loader.next_step(rank=self.rank, world_size=self.world_size, micro_batch_size=self.micro_batch_size)
-
-    def state_dict(self) -> dict:
-        return self.loader.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.loader.load_state_dict(state)
-
-
 def pretrain_loss(mask_id: int, eps: float, random_length_prob: float):
     """(engine, micro-batch, generator) -> (loss, tokens): the spec's pretraining objective."""
     import numpy as np
@@ -80,7 +64,7 @@ def check_init_checkpoint(config: PretrainConfig, vocab_size: int) -> None:
 
 def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Job:
     from trainer.checkpoint import load_model
-    from trainer.data import SequenceLoader, mixture_folders, validation_batches
+    from trainer.data import RankData, SequenceLoader, mixture_folders, validation_batches
     from trainer.model import MaskPredictor
     from trainer.model_config import model_config
     from trainer.validation import ValidationSet
@@ -102,7 +86,7 @@ def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Jo
     several = len(loader.keys) > 1
     return Job(
         model=model,
-        data=LoaderData(loader, rank=rank, world_size=world_size, micro_batch_size=config.micro_batch_size),
+        data=RankData(loader, rank=rank, world_size=world_size, micro_batch_size=config.micro_batch_size),
         loss=pretrain_loss(specials["mask"], config.eps, config.random_length_prob),
         fingerprint=fingerprint(config, data),
         sources=(lambda batch: batch.tokens_by_source) if several else (lambda batch: {}),

@@ -1,7 +1,7 @@
 """Training recipes: functions returning a config with a published (or demo) set of hyperparameters.
 
     python -m trainer.pretrain recipe=llada_8b mixture='{"out/tokens": 1}' num_workers=64 use_gpu=true
-    python -m trainer.sft recipe=llada_8b init_checkpoint=... conversations=...
+    python -m trainer.sft recipe=llada_8b init_checkpoint=... sft_tokens_dir=...
 
 The command line applies `key=value` overrides on top of the recipe (common/cli.py). The numbers are
 docs/SPEC-diffusion.md's "Published training recipe"; what the paper does not give (ZeRO stage,
@@ -68,7 +68,8 @@ RECIPES = {"tiny": tiny, "llada_1b": llada_1b, "llada_8b": llada_8b}
 
 def llada_8b_sft() -> SFTConfig:
     """LLaDA-8B SFT: 4.5M pairs for 3 epochs at global batch 256 (52,735 steps), lr 0 -> 2.5e-5 over 50
-    steps, constant, linear to 2.5e-6 over the last 10%, weight decay 0.1, bf16."""
+    steps, constant, linear to 2.5e-6 over the last 10%, weight decay 0.1, bf16 (the pairs written by
+    pipelines.sft_shards with max_seq_len=4096)."""
     return SFTConfig(
         model="llada_8b",
         steps=math.ceil(3 * 4.5e6 / 256),
@@ -82,7 +83,6 @@ def llada_8b_sft() -> SFTConfig:
         precision="bf16",
         zero_stage=2,
         use_gpu=True,
-        max_seq_len=4096,
         checkpoint_every=1000,
     )
 

@@ -1,79 +1,43 @@
-"""SFT job: conversations -> (prompt, response) pairs -> SFT loss, from a pretraining checkpoint.
+"""SFT job: tokenized (prompt, response) pairs -> SFT loss, from a pretraining checkpoint (docs/SPEC-diffusion.md).
 
-    python -m trainer.sft conversations=data/demo/conversations.jsonl init_checkpoint=out/pretrain
+    python -m pipelines.sft_shards conversations=data/demo/conversations.jsonl   # once: out/sft_tokens
+    python -m trainer.sft sft_tokens_dir=out/sft_tokens init_checkpoint=out/pretrain
+
+The pairs stream through the pretraining loader (trainer/data/): the same elastic, resumable sample
+order, and memory that does not grow with the number of pairs.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from common.cli import run_job
 from common.config import ConfigError, from_dict
+from formats.token_shards import SFT_COLUMNS
 from trainer.config import FINGERPRINTED, SFTConfig
-from trainer.loop import IteratorData, Job
+from trainer.loop import Job
 
 
-def read_pairs(path: str | Path, tokenizer, max_seq_len: int) -> tuple[list[tuple[list[int], list[int]]], dict]:
-    """Every assistant turn of every conversation as one (prompt ids, response ids) pair (spec, SFT).
-
-    Bad lines are counted and skipped, with the first few named by line number.
-    """
-    pairs: list[tuple[list[int], list[int]]] = []
-    stats = {"conversations": 0, "pairs": 0, "bad_lines": 0, "truncated": 0, "too_long": 0, "examples": []}
-    with open(path, "rb") as f:
-        for line_number, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                messages = json.loads(raw.decode("utf-8"))["messages"]
-                turns = tokenizer.encode_conversation(messages)
-            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                stats["bad_lines"] += 1
-                if len(stats["examples"]) < 5:
-                    stats["examples"].append(f"{path}:{line_number}: {type(e).__name__}: {e}")
-                continue
-            stats["conversations"] += 1
-            for prompt, response in turns:
-                if len(response) >= max_seq_len:
-                    stats["too_long"] += 1
-                    continue
-                if len(prompt) + len(response) > max_seq_len:
-                    # Keep the most recent history: cut from the left of the prompt.
-                    prompt = prompt[len(prompt) + len(response) - max_seq_len :]
-                    stats["truncated"] += 1
-                pairs.append((prompt, response))
-    stats["pairs"] = len(pairs)
-    return pairs, stats
-
-
-def pair_batches(pairs, *, batch_size: int, eos_id: int, rank: int, world_size: int, seed: int, start: int = 0) -> Iterator:
-    """Endless micro-batches (input_ids, prompt_lengths, answer_lengths) of this rank's pairs, reshuffled each
-    epoch, from the `start`-th micro-batch on."""
+def sft_batch(batch) -> tuple[Any, Any, Any]:
+    """A loader micro-batch of pairs as the spec's SFT batch: (input_ids (B, L), prompt_lengths (B,),
+    answer_lengths (B,)), cut to its longest pair, so that each response is right-padded with EOS to the
+    common length and the padding counts as response (trainer.diffusion.pad_sft_batch's layout)."""
     import numpy as np
+    import torch
 
-    from trainer.diffusion import pad_sft_batch
-
-    mine = pairs[rank::world_size]
-    if len(mine) < batch_size:
-        raise ConfigError(f"rank {rank} has {len(mine)} SFT pairs, fewer than micro_batch_size={batch_size}")
-    per_epoch = len(mine) // batch_size
-    epoch, skip = divmod(start, per_epoch)
-    while True:
-        order = np.random.default_rng(seed + epoch).permutation(len(mine))
-        for first in range(skip * batch_size, per_epoch * batch_size, batch_size):
-            chosen = [mine[i] for i in order[first : first + batch_size]]
-            yield pad_sft_batch([p for p, _ in chosen], [r for _, r in chosen], eos_id)
-        epoch, skip = epoch + 1, 0
+    length = int(batch.columns["length"].max())
+    input_ids = torch.from_numpy(batch.tokens[:, :length].astype(np.int64))
+    prompt_lengths = torch.from_numpy(batch.columns["prompt_length"].astype(np.int64))
+    return input_ids, prompt_lengths, length - prompt_lengths
 
 
 def sft_objective(mask_id: int, eps: float):
-    """(engine, batch, generator) -> (loss, tokens): the spec's SFT objective (prompt never masked)."""
+    """(engine, micro-batch, generator) -> (loss, tokens): the spec's SFT objective (prompt never masked)."""
     from trainer.diffusion import sft_forward_process, sft_loss
 
     def compute(engine, batch, generator):
-        input_ids, prompt_lengths, answer_lengths = batch
+        input_ids, prompt_lengths, answer_lengths = sft_batch(batch)
         noisy, masked, p_mask = sft_forward_process(input_ids, prompt_lengths, mask_id, eps=eps, generator=generator)
         device = engine.device
         logits = engine(noisy.to(device))
@@ -86,32 +50,30 @@ def sft_objective(mask_id: int, eps: float):
 def build_sft_job(config: SFTConfig, rank: int, world_size: int) -> Job:
     from tokenizer.encode import Tokenizer
     from trainer.checkpoint import load_model
+    from trainer.data import RankData, SequenceLoader
 
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     model = load_model(config.init_checkpoint).train()
     model.config.activation_checkpointing = config.activation_checkpointing
-    pairs, _ = read_pairs(config.conversations, tokenizer, config.max_seq_len)
-
-    def batches(start: int) -> Iterator:
-        return pair_batches(pairs, batch_size=config.micro_batch_size, eos_id=tokenizer.eos_id, rank=rank,
-                            world_size=world_size, seed=config.seed, start=start)
-
+    loader = SequenceLoader(config.sft_tokens_dir, global_batch_size=config.global_batch, seed=config.seed,
+                            shuffle_block=config.shuffle_block, tokenizer_sha256=tokenizer.sha256, columns=SFT_COLUMNS)
     return Job(
         model=model,
-        data=IteratorData(batches, per_step=config.grad_accum_steps),
+        data=RankData(loader, rank=rank, world_size=world_size, micro_batch_size=config.micro_batch_size),
         loss=sft_objective(tokenizer.mask_id, config.eps),
-        fingerprint=fingerprint(config, tokenizer.sha256),
+        fingerprint=fingerprint(config, loader.seq_len, tokenizer.sha256),
     )
 
 
-def fingerprint(config: SFTConfig, tokenizer_sha256: str) -> dict:
+def fingerprint(config: SFTConfig, max_seq_len: int, tokenizer_sha256: str) -> dict:
     """What a run resuming this one must share (trainer.config.FINGERPRINTED, the data and the start)."""
     return {
         **{key: getattr(config, key) for key in FINGERPRINTED},
-        "conversations": str(Path(config.conversations).resolve()),
+        "sft_tokens_dir": str(Path(config.sft_tokens_dir).resolve()),
         "init_checkpoint": str(Path(config.init_checkpoint).resolve()),
-        "max_seq_len": config.max_seq_len,
+        "max_seq_len": max_seq_len,
         "tokenizer_sha256": tokenizer_sha256,
+        "shuffle_block": config.shuffle_block,
     }
 
 
@@ -123,31 +85,40 @@ def _worker(loop_config: dict) -> None:
              resume_from=loop_config["resume_from"])
 
 
+def check_pairs(config: SFTConfig, tokenizer_sha256: str) -> dict[str, Any]:
+    """The pair folder's manifest, checked before any worker starts: written by pipelines.sft_shards with
+    this tokenizer, its files as the manifest says. Raises ConfigError naming the file."""
+    from formats.token_shards import MANIFEST, verify_token_folder
+
+    manifest = verify_token_folder(config.sft_tokens_dir, tokenizer_sha256=tokenizer_sha256)
+    if manifest.get("kind") != "sft":
+        raise ConfigError(f"{Path(config.sft_tokens_dir) / MANIFEST} is not a folder of SFT pairs (no kind: sft): "
+                          "write one with python -m pipelines.sft_shards")
+    return manifest
+
+
 def main(config: SFTConfig) -> dict:
     from common.paths import require_paths
     from tokenizer.encode import Tokenizer
     from trainer.tracked_run import train_tracked
 
-    require_paths([config.conversations, config.init_checkpoint, config.tokenizer_dir])
-    for name in ("conversations", "init_checkpoint", "tokenizer_dir"):
+    require_paths([config.sft_tokens_dir, config.init_checkpoint, config.tokenizer_dir])
+    for name in ("sft_tokens_dir", "init_checkpoint", "tokenizer_dir"):
         setattr(config, name, str(Path(getattr(config, name)).resolve()))
-    # Read once on the driver: bad lines are reported here, before any worker starts.
     tokenizer = Tokenizer.load(config.tokenizer_dir)
-    _, stats = read_pairs(config.conversations, tokenizer, config.max_seq_len)
-    print(f"[sft] {stats['conversations']} conversations -> {stats['pairs']} pairs "
-          f"({stats['bad_lines']} bad lines, {stats['truncated']} truncated, {stats['too_long']} too long)", flush=True)
-    for example in stats["examples"]:
-        print(f"[sft] skipped {example}", flush=True)
-    if stats["pairs"] == 0:
-        raise ConfigError(f"no usable conversations in {config.conversations}")
+    manifest = check_pairs(config, tokenizer.sha256)
+    counts = manifest["counts"]
+    print(f"[sft] {manifest['sequences']:,} pairs of at most {manifest['seq_len']} tokens from {counts['conversations']:,} "
+          f"conversations ({counts['bad_lines']} bad lines, {counts['truncated']} truncated, {counts['too_long']} too long "
+          f"when written)", flush=True)
     summary = train_tracked(
-        config, _worker, run_name="sft", fingerprint=fingerprint(config, tokenizer.sha256),
-        extra_params={f"data_{k}": v for k, v in stats.items() if k != "examples"},
+        config, _worker, run_name="sft", fingerprint=fingerprint(config, manifest["seq_len"], tokenizer.sha256),
+        extra_params={f"data_{k}": v for k, v in counts.items()} | {"max_seq_len": manifest["seq_len"]},
     )
-    return {**summary, "data": stats}
+    return {**summary, "data": counts}
 
 
 if __name__ == "__main__":
     from trainer.recipes import SFT_RECIPES
 
-    raise SystemExit(run_job(SFTConfig, main, recipes=SFT_RECIPES, description="Masked diffusion SFT (LLaDA) on conversations."))
+    raise SystemExit(run_job(SFTConfig, main, recipes=SFT_RECIPES, description="Masked diffusion SFT (LLaDA) on tokenized conversations."))

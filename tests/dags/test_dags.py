@@ -12,6 +12,7 @@ from common.config import from_dict, json_schema
 from common.paths import PROJECT_ROOT
 from pipelines.config import CorpusBuildConfig
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
+from pipelines.sft_shards_config import SFTShardsConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
 from trainer.config import PretrainConfig, SampleConfig, SFTConfig
@@ -31,7 +32,8 @@ def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert dags["corpus_build"].get_task("train_tokenizer").upstream_task_ids == {"fuzzy_dedup"}
     assert dags["corpus_build"].get_task("fuzzy_dedup").upstream_task_ids == {"clean_and_dedup"}
     assert {t.task_id for t in dags["pretrain"].tasks} == {"train"}
-    assert {t.task_id for t in dags["sft"].tasks} == {"finetune", "sample"}
+    assert {t.task_id for t in dags["sft"].tasks} == {"tokenize_conversations", "finetune", "sample"}
+    assert dags["sft"].get_task("finetune").upstream_task_ids == {"tokenize_conversations"}
     assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
 
 
@@ -62,7 +64,7 @@ def _check_params_build_configs(dag, jobs):
 def test_params_are_typed_and_make_valid_configs(dags):
     _check_params_build_configs(dags["corpus_build"], [("corpus.", CorpusBuildConfig), ("fuzzy.", FuzzyDedupConfig), ("tokenizer.", TokenizerConfig), ("tokens.", TokenShardsConfig)])
     _check_params_build_configs(dags["pretrain"], [("", PretrainConfig)])
-    _check_params_build_configs(dags["sft"], [("", SFTConfig), ("sample.", SampleConfig)])
+    _check_params_build_configs(dags["sft"], [("pairs.", SFTShardsConfig), ("", SFTConfig), ("sample.", SampleConfig)])
     steps = dags["pretrain"].params.get_param("steps")
     assert steps.schema["type"] == "integer" and steps.description
 
@@ -78,4 +80,4 @@ def test_fixed_values_are_dropdowns(dags):
 
 def test_the_work_folder_says_what_each_dag_reads_and_writes(dags):
     assert "Writes corpus/, corpus_fuzzy/, tokenizer/, tokens/" in dags["corpus_build"].params.get_param("work_dir").description
-    assert dags["sft"].params.get_param("work_dir").description.startswith("Reads tokenizer/, pretrain/; writes sft/")
+    assert dags["sft"].params.get_param("work_dir").description.startswith("Reads tokenizer/, pretrain/; writes sft_tokens/, sft/")

@@ -9,6 +9,7 @@ import pytest
 from formats.layout import CHAINED_FIELDS, JOB_FOLDERS, default_folder, folder, job_folders
 from pipelines.config import CorpusBuildConfig
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
+from pipelines.sft_shards_config import SFTShardsConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
 from trainer.config import PretrainConfig, SampleConfig, SFTConfig
@@ -19,6 +20,7 @@ CONFIGS = {
     "tokenizer.train": TokenizerConfig,
     "pipelines.token_shards": TokenShardsConfig,
     "trainer.pretrain": PretrainConfig,
+    "pipelines.sft_shards": SFTShardsConfig,
     "trainer.sft": SFTConfig,
     "trainer.sample": SampleConfig,
 }
@@ -37,8 +39,10 @@ def test_each_output_is_the_next_jobs_input():
     assert job_folders("pipelines.token_shards", "w")["tokenizer_dir"] == job_folders("tokenizer.train", "w")["output_dir"]
     assert job_folders("trainer.pretrain", "w")["tokens_dir"] == job_folders("pipelines.token_shards", "w")["output_dir"]
     assert job_folders("trainer.sft", "w")["init_checkpoint"] == job_folders("trainer.pretrain", "w")["output_dir"]
+    assert job_folders("trainer.sft", "w")["sft_tokens_dir"] == job_folders("pipelines.sft_shards", "w")["output_dir"] == "w/sft_tokens"
     assert job_folders("trainer.sample", "w")["checkpoint"] == "w/sft" == default_folder("trainer.sft", "output_dir").replace("out", "w")
-    assert set(CHAINED_FIELDS) == {"output_dir", "corpus_dir", "tokenizer_dir", "tokens_dir", "init_checkpoint", "checkpoint"}
+    assert set(CHAINED_FIELDS) == {"output_dir", "corpus_dir", "tokenizer_dir", "tokens_dir", "sft_tokens_dir", "init_checkpoint",
+                                  "checkpoint"}
 
 
 def test_an_unknown_folder_is_named():

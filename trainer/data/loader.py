@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from common.config import ConfigError
-from formats.token_shards import MANIFEST, VALIDATION_DIR, read_manifest, read_token_shard
+from formats.token_shards import MANIFEST, VALIDATION_DIR, read_manifest, read_token_columns
 from trainer.data.mixture import Source, as_mixture, open_mixture, schedule
 from trainer.data.order import BlockShuffle
 
@@ -36,32 +36,40 @@ class MicroBatch:
     """Tokens of each mixture source (every key, 0 when absent) in this micro-batch."""
     sequence_ids: np.ndarray
     """(micro_batch_size,) int64 global sequence ids, source << 40 | index in the source."""
+    columns: dict[str, np.ndarray]
+    """The loader's extra int32 columns for these rows (SFT pairs: prompt_length, length); else empty."""
 
 
 class _MappedFiles:
     """At most `limit` token files memory-mapped at once; the least recently used one is unmapped first."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.views: OrderedDict[str, np.ndarray] = OrderedDict()
+    def __init__(self, limit: int, columns: tuple[str, ...] = ()) -> None:
+        self.limit, self.columns = limit, columns
+        self.views: OrderedDict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = OrderedDict()
 
-    def rows(self, path: str) -> np.ndarray:
+    def rows(self, path: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(tokens, extra columns) of a file, mapped."""
         if path not in self.views:
-            self.views[path] = read_token_shard(path)
+            self.views[path] = read_token_columns(path, self.columns)
             while len(self.views) > self.limit:
                 self.views.popitem(last=False)  # the last view of a file gone, Arrow unmaps it
         self.views.move_to_end(path)
         return self.views[path]
 
 
-def _read(files: _MappedFiles, source: Source, indices: np.ndarray, seq_len: int) -> np.ndarray:
-    """The source's sequences `indices` as a (len(indices), seq_len) uint32 copy, one gather per file."""
+def _read(files: _MappedFiles, source: Source, indices: np.ndarray, seq_len: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The source's sequences `indices` as a (len(indices), seq_len) uint32 copy and their extra columns,
+    one gather per file."""
     out = np.empty((len(indices), seq_len), dtype=np.uint32)
+    columns = {name: np.empty(len(indices), dtype=np.int32) for name in files.columns}
     segments, rows = source.locate(indices)
     for segment in np.unique(segments).tolist():
         picked = segments == segment
-        out[picked] = files.rows(source.paths[segment])[rows[picked]]
-    return out
+        tokens, extra = files.rows(source.paths[segment])
+        out[picked] = tokens[rows[picked]]
+        for name, values in extra.items():
+            columns[name][picked] = values[rows[picked]]
+    return out, columns
 
 
 class SequenceLoader:
@@ -69,12 +77,14 @@ class SequenceLoader:
     `state_dict()` in constant time."""
 
     def __init__(self, mixture: dict[str, float] | str, *, global_batch_size: int, seed: int,
-                 shuffle_block: int = 1 << 16, tokenizer_sha256: str | None = None, max_open_files: int = 1024) -> None:
+                 shuffle_block: int = 1 << 16, tokenizer_sha256: str | None = None, max_open_files: int = 1024,
+                 columns: tuple[str, ...] = ()) -> None:
         """`mixture`: {folder or folder:source: weight}, or one folder. `shuffle_block`: sequences per
         shuffle block (1 << 16: 1 GB of tokens at seq_len 4096); the order is random within a block and
         across blocks. `tokenizer_sha256`: refuse folders made by another tokenizer. `max_open_files`:
         files kept mapped (no descriptor, only address space and the pages read, which are page cache);
-        at least the files one block spans (shuffle_block / sequences per file + 1) opens each once a block."""
+        at least the files one block spans (shuffle_block / sequences per file + 1) opens each once a block.
+        `columns`: int32 columns to read beside the tokens (formats/token_shards.py SFT_COLUMNS for SFT pairs)."""
         if global_batch_size < 1 or shuffle_block < 1 or seed < 0 or max_open_files < 1:
             raise ConfigError(f"global_batch_size, shuffle_block and max_open_files must be >= 1 and seed >= 0, got "
                               f"{global_batch_size}, {shuffle_block}, {max_open_files} and {seed}")
@@ -88,7 +98,7 @@ class SequenceLoader:
         self.orders = [BlockShuffle(s.sequences, block=shuffle_block, seed=seed, source=i) for i, s in enumerate(self.sources)]
         self.position = 0
         self.drawn = np.zeros(len(self.sources), dtype=np.int64)
-        self._files = _MappedFiles(max_open_files)
+        self._files = _MappedFiles(max_open_files, tuple(columns))
 
     @property
     def keys(self) -> list[str]:
@@ -134,11 +144,14 @@ class SequenceLoader:
 
     def _micro_batch(self, sources: np.ndarray, indices: np.ndarray) -> MicroBatch:
         tokens = np.empty((len(indices), self.seq_len), dtype=np.uint32)
+        columns = {name: np.empty(len(indices), dtype=np.int32) for name in self._files.columns}
         for s in np.unique(sources).tolist():
             picked = sources == s
-            tokens[picked] = _read(self._files, self.sources[s], indices[picked], self.seq_len)
+            tokens[picked], extra = _read(self._files, self.sources[s], indices[picked], self.seq_len)
+            for name, values in extra.items():
+                columns[name][picked] = values
         counts = np.bincount(sources, minlength=len(self.sources)) * self.seq_len
-        return MicroBatch(tokens, dict(zip(self.keys, counts.tolist())), (sources << SOURCE_SHIFT) | indices)
+        return MicroBatch(tokens, dict(zip(self.keys, counts.tolist())), (sources << SOURCE_SHIFT) | indices, columns)
 
     def state_dict(self) -> dict[str, Any]:
         """The position, JSON-able: sequences drawn in all and per source, plus what must match on load."""
@@ -166,6 +179,23 @@ class SequenceLoader:
         self.position, self.drawn[:] = int(state["position"]), drawn
 
 
+class RankData:
+    """One rank's view of a SequenceLoader, as the training loop takes its data (trainer/loop.py StepData):
+    its micro-batches of each global batch, and the loader's position."""
+
+    def __init__(self, loader: SequenceLoader, *, rank: int, world_size: int, micro_batch_size: int) -> None:
+        self.loader, self.rank, self.world_size, self.micro_batch_size = loader, rank, world_size, micro_batch_size
+
+    def next_step(self) -> list[MicroBatch]:
+        return self.loader.next_step(rank=self.rank, world_size=self.world_size, micro_batch_size=self.micro_batch_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+
+
 def validation_batches(tokens_dir: str | Path, *, max_sequences: int, micro_batch_size: int) -> list[np.ndarray]:
     """A fixed validation subset of `tokens_dir/validation/` as (<= micro_batch_size, seq_len) uint32 batches.
 
@@ -180,5 +210,5 @@ def validation_batches(tokens_dir: str | Path, *, max_sequences: int, micro_batc
     (source,), _, shared = open_mixture(str(folder))
     count = min(max_sequences, source.sequences)
     indices = np.arange(count, dtype=np.int64) * source.sequences // count
-    tokens = _read(_MappedFiles(limit=4), source, indices, shared["seq_len"])
+    tokens, _ = _read(_MappedFiles(limit=4), source, indices, shared["seq_len"])
     return [tokens[i : i + micro_batch_size] for i in range(0, count, micro_batch_size)]
