@@ -31,7 +31,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from formats.corpus import DOCUMENT_SCHEMA
+from common.files import sha256_of
+from formats.corpus import DOCUMENT_SCHEMA, write_manifest
 
 EDIT_KINDS = ("substitute", "insert", "delete")
 EDIT_RATES = (0.01, 0.03, 0.05, 0.10, 0.20)
@@ -209,13 +210,19 @@ def build(
 
 
 def write_corpus(documents: list[tuple[str, str, str]], corpus_dir: Path, shards: int) -> None:
-    """`documents` as a corpus folder (documents/shard-NNNNN.parquet), split into `shards` in order."""
+    """`documents` as a corpus folder (documents/shard-NNNNN.parquet and the manifest the readers require),
+    split into `shards` in order."""
     folder = corpus_dir / "documents"
     folder.mkdir(parents=True, exist_ok=True)
+    entries = []
     for index, chunk in enumerate(np.array_split(np.arange(len(documents)), shards)):
         rows = [documents[i] for i in chunk]
         table = pa.table([[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]], schema=DOCUMENT_SCHEMA)
-        pq.write_table(table, folder / f"shard-{index:05d}.parquet")
+        path = folder / f"shard-{index:05d}.parquet"
+        pq.write_table(table, path)
+        entries.append({"file": f"documents/{path.name}", "documents": len(rows), "bytes": sum(len(r[1].encode()) for r in rows),
+                        "sha256": sha256_of(path)})
+    write_manifest(corpus_dir, entries, {})
 
 
 def read_clusters(duplicates_file: Path) -> dict[str, int]:

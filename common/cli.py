@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from common.termination import Terminated, raise_on_sigterm
 from common.config import ConfigError, help_text, load_config, parse_overrides, to_dict, to_json
 
 C = TypeVar("C")
@@ -40,11 +41,15 @@ def run_job(config_cls: type[C], main: Callable[[C], Any], argv: list[str] | Non
     if args.dry_run:
         print(to_json(config))
         return 0
+    raise_on_sigterm()
     try:
         result = main(config)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated by SIGTERM", file=sys.stderr)
+        return 143
     if isinstance(result, dict):
         # The last line a DAG task reads back from the Ray job's log (orchestration.ray_jobs.parse_result).
         print(RESULT_MARKER + json.dumps(result, default=str), flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 
 def init_ray(*, num_cpus: int | None = None):
@@ -22,5 +23,9 @@ def init_ray(*, num_cpus: int | None = None):
         # A private single-machine Ray: no token (Ray 2.60 would otherwise write one under ~/.ray).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         # The project is importable through its editable install; workers inherit the environment.
+    # ray.init replaces the SIGTERM handler with one that exits at once; keep a job's own (common/termination.py).
+    handler = signal.getsignal(signal.SIGTERM)
     ray.init(address=address, **kwargs)
+    if callable(handler):
+        signal.signal(signal.SIGTERM, handler)
     return ray

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from common.paths import state_dir
+from common.termination import Terminated
 
 
 def tracking_uri() -> str:
@@ -45,8 +46,18 @@ def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = N
     """Start a run and log `params`, or continue the run `run_id` (a resumed job: its params were logged
     when it started, and MLflow refuses to change a param); print its id so a DAG log can find it."""
     mlflow = setup_mlflow(experiment)
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name) as run:
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    # Ended by hand, not by start_run's context (which says FAILED for any exception): a SIGTERM is KILLED.
+    # A block that ends the run itself (mlflow.end_run) leaves nothing active, and the end_run below does nothing.
+    try:
         if params and not run_id:
             mlflow.log_params({k: (str(v)[:6000]) for k, v in params.items()})
         print(f"mlflow run: {run.info.run_id} (experiment {experiment}{', continued' if run_id else ''})", flush=True)
         yield run
+    except Terminated:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")

@@ -6,6 +6,8 @@ A final export (a training job's output_dir, `trainer.convert`'s output):
     model_config.json   the ModelConfig's fields: enough to rebuild the model before loading the weights
     config.json         the job config that made it
     train_metrics.json  first and final loss, steps (training jobs)
+    tokenizer.json      the sha256 and vocabulary size of the tokenizer it was trained with (training jobs):
+                        SFT, sampling and continued pretraining refuse another (`tokenizer_mismatch`)
     complete.json       the files above with their sizes; written last: `weights_and_config` requires it
     metrics.jsonl       one line per logged step (training jobs; each step once, also after a resume)
     stop_requested      present while the driver asks the workers to checkpoint and stop (SIGTERM)
@@ -47,6 +49,9 @@ RUN = "run.json"
 SAMPLES = "samples.jsonl"
 """What `trainer.sample` appends to, beside the checkpoint it sampled."""
 
+TOKENIZER_REF = "tokenizer.json"
+"""{"sha256", "vocab_size"} of the tokenizer an export was trained with."""
+
 STOP_REQUEST = "stop_requested"
 """Written by a training job's driver on SIGTERM: the workers checkpoint at their next sync point and end."""
 
@@ -65,6 +70,26 @@ def read_model_config(folder: str | Path) -> dict[str, Any]:
     """The ModelConfig fields of a checkpoint folder; raises ConfigError naming a missing file."""
     weights_and_config(folder)
     return json.loads((Path(folder) / MODEL_CONFIG).read_text(encoding="utf-8"))
+
+
+def write_tokenizer_ref(folder: str | Path, sha256: str, vocab_size: int) -> None:
+    write_json(Path(folder) / TOKENIZER_REF, {"sha256": sha256, "vocab_size": vocab_size})
+
+
+def tokenizer_mismatch(folder: str | Path, sha256: str | None, vocab_size: int) -> str | None:
+    """Why the tokenizer (sha256, vocab_size) does not go with the export in `folder`, or None. An export
+    without tokenizer.json (imported, or older) is checked on its model's vocabulary alone."""
+    folder = Path(folder)
+    model_vocab = read_model_config(folder)["vocab_size"]
+    if vocab_size > model_vocab:
+        return f"the tokenizer has {vocab_size} ids, the model in {folder} only {model_vocab} embedding rows"
+    ref = folder / TOKENIZER_REF
+    if sha256 is not None and ref.is_file():
+        trained = json.loads(ref.read_text(encoding="utf-8"))
+        if trained["sha256"] != sha256:
+            return (f"{folder} was trained with the tokenizer of sha256 {trained['sha256']} ({trained['vocab_size']} ids), "
+                    f"not this one, of sha256 {sha256} ({vocab_size} ids)")
+    return None
 
 
 def mark_complete(folder: str | Path, names: Iterable[str] = (WEIGHTS, MODEL_CONFIG)) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common.config import save_config, to_dict
+from common.config import ConfigError, save_config, to_dict
 from common.files import write_json
 from formats.corpus import write_manifest
 
@@ -46,9 +46,20 @@ def run_corpus_job(
         stats["seconds"]["total"] = round(time.perf_counter() - started, 3)
         save_config(config, output_dir / "config.json")
         write_json(output_dir / "stats.json", stats)
+        if not sum(shard["documents"] for shard in shards):
+            raise ConfigError(nothing_kept(run_name, stats, output_dir))  # no manifest: nothing downstream takes it
         write_manifest(output_dir, shards, to_dict(config))
         shutil.rmtree(work)
         if run is not None:
             log_to_run(stats, output_dir)
     print_summary(stats)
     return {**stats, "output_dir": str(output_dir), "mlflow_run_id": run.info.run_id if run is not None else None}
+
+
+def nothing_kept(run_name: str, stats: dict, output_dir: Path) -> str:
+    """The error of a job that kept no document: what dropped the most, so the fix (a setting, the
+    inputs) is found at once instead of at the next stage."""
+    dropped = stats.get("dropped") or {}
+    culprit = f"; {max(dropped, key=dropped.get)} dropped the most ({max(dropped.values()):,})" if dropped else ""
+    return (f"{run_name} kept no document of {stats.get('documents_in', 0):,}{culprit}; see {output_dir / 'stats.json'} "
+            "for every stage's counts, and loosen its settings or check the inputs")

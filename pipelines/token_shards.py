@@ -27,7 +27,7 @@ from common.files import sha256_of, write_json
 from common.runners import make_runner
 from common.tracking import mlflow_run
 from formats import token_shards as token_format
-from formats.corpus import document_shards
+from formats.corpus import check_sha256, document_shards
 from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
@@ -89,6 +89,7 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
         "seq_len": str(seq_len),
         "validation_fraction": repr(validation_fraction),
     }
+    check_sha256(source, provenance["source_sha256"])  # hashed for the provenance anyway: the manifest's shard?
     entries = {split: _entry(targets[split], {**provenance, "split": split}) for split in splits}
     skipped = all(entries.values())
     if not skipped:

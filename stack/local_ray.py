@@ -100,6 +100,44 @@ def start_head(*, num_cpus: int | None = None, dashboard_port: int | None = None
     raise TimeoutError(f"ray head did not answer within {timeout:.0f}s; see {log_path}")
 
 
+def _nodes_alive(head: RayHead) -> int:
+    """Alive nodes of the cluster, from the dashboard's state API."""
+    import json
+
+    with urllib.request.urlopen(f"{head.dashboard_url}/api/v0/nodes?limit=100", timeout=5) as response:
+        nodes = json.loads(response.read())["data"]["result"]["result"]
+    return sum(node["state"] == "ALIVE" for node in nodes)
+
+
+def start_worker_node(head: RayHead, *, num_cpus: int, resources: dict[str, float] | None = None,
+                      timeout: float = 90.0) -> RayHead:
+    """Join one more raylet to `head` on this machine (`ray start --address --block`), with its own
+    resources, as another machine of the cluster would; returns it once the head counts it alive.
+    Several raylets on one machine is how Ray tests its own fault tolerance (ray.cluster_utils.Cluster)."""
+    import json
+
+    before = _nodes_alive(head)
+    log_path = head.log_path.with_name(f"{head.log_path.stem}-worker-{before}.log")
+    command = [
+        str(Path(sys.executable).parent / "ray"), "start", "--address", head.gcs_address, "--block",
+        "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus), "--resources", json.dumps(resources or {}),
+        "--object-store-memory", str(1 << 29), "--disable-usage-stats",
+    ]
+    log = open(log_path, "ab")
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    node = RayHead(process, head.dashboard_url, head.gcs_address, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ray worker node exited with {process.returncode}; see {log_path}")
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            if _nodes_alive(head) > before:
+                return node
+        time.sleep(1)
+    node.stop()
+    raise TimeoutError(f"ray worker node did not join within {timeout:.0f}s; see {log_path}")
+
+
 @contextlib.contextmanager
 def local_ray_cluster(*, num_cpus: int | None = None) -> Iterator[RayHead]:
     """A head for the duration of the block; RAY_ADDRESS points at its job server meanwhile."""

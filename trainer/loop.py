@@ -26,11 +26,13 @@ from formats.checkpoint import (
     COMPLETE,
     CONFIG,
     MODEL_CONFIG,
+    TOKENIZER_REF,
     TRAIN_METRICS,
     WEIGHTS,
     mark_complete,
     read_metrics_log,
     write_model_config,
+    write_tokenizer_ref,
 )
 from trainer import distributed
 from trainer.callbacks import is_log_step
@@ -212,7 +214,11 @@ def export(config, engine, job: Job, state: TrainState, rank: int) -> None:
         if "val_loss" in last:
             metrics["val_loss"] = last["val_loss"]
         write_json(output_dir / TRAIN_METRICS, metrics)
-        mark_complete(output_dir, (WEIGHTS, MODEL_CONFIG, CONFIG, TRAIN_METRICS))
+        names = [WEIGHTS, MODEL_CONFIG, CONFIG, TRAIN_METRICS]
+        if job.fingerprint.get("tokenizer_sha256"):
+            write_tokenizer_ref(output_dir, job.fingerprint["tokenizer_sha256"], job.fingerprint["vocab_size"])
+            names.append(TOKENIZER_REF)
+        mark_complete(output_dir, names)
 
 
 def _say(line: str) -> None:

@@ -43,18 +43,22 @@ def fingerprint(config: PretrainConfig, data: dict[str, Any]) -> dict:
         "mixture": data["weights"],
         "seq_len": data["seq_len"],
         "tokenizer_sha256": data["tokenizer_sha256"],
+        "vocab_size": data["vocab_size"],
         "shuffle_block": config.shuffle_block,
         "init_checkpoint": str(Path(config.init_checkpoint).resolve()) if config.init_checkpoint else "",
         "sources": sorted(data["weights"]) if len(data["weights"]) > 1 else [],
     }
 
 
-def check_init_checkpoint(config: PretrainConfig, vocab_size: int) -> None:
-    """An init_checkpoint must be a complete export of the `model` preset's shape over the data's vocabulary."""
-    from formats.checkpoint import read_model_config
+def check_init_checkpoint(config: PretrainConfig, vocab_size: int, tokenizer_sha256: str) -> None:
+    """An init_checkpoint must be a complete export of the `model` preset's shape over the data's vocabulary,
+    trained with the data's tokenizer."""
+    from formats.checkpoint import read_model_config, tokenizer_mismatch
     from trainer.model_config import model_config
 
     saved = read_model_config(config.init_checkpoint)  # a ConfigError naming what is missing or incomplete
+    if problem := tokenizer_mismatch(config.init_checkpoint, tokenizer_sha256, vocab_size):
+        raise ConfigError(f"init_checkpoint={config.init_checkpoint} does not go with these token shards: {problem}")
     expected = vars(model_config(config.model, vocab_size=vocab_size))
     differing = [f"{k} {saved.get(k)!r} (model={config.model} over these shards: {v!r})"
                  for k, v in expected.items() if k != "activation_checkpointing" and saved.get(k) != v]
@@ -82,7 +86,7 @@ def build_pretrain_job(config: PretrainConfig, rank: int, world_size: int) -> Jo
                    for batch in validation_batches(folder, max_sequences=config.val_sequences, micro_batch_size=config.micro_batch_size)]
         validation = ValidationSet(batches, mask_id=specials["mask"], eps=config.eps)
     data = {"weights": {key: float(w) for key, w in zip(loader.keys, loader.weights)}, "seq_len": loader.seq_len,
-            "tokenizer_sha256": loader.tokenizer_sha256}
+            "tokenizer_sha256": loader.tokenizer_sha256, "vocab_size": loader.vocab_size}
     several = len(loader.keys) > 1
     return Job(
         model=model,
@@ -115,6 +119,9 @@ def check_data(config: PretrainConfig) -> dict[str, Any]:
     else:
         config.tokens_dir = next(iter(resolve_mixture(config.tokens_dir)))
     data = check_mixture(config.data)
+    if sum(data["sequences"].values()) < config.global_batch:
+        raise ConfigError(f"the data holds {sum(data['sequences'].values()):,} sequences, fewer than one global batch of "
+                          f"{config.global_batch} ({', '.join(data['sequences'])}): write more token shards or lower the batch")
     if config.val_sequences:
         for folder in mixture_folders(config.data):
             split = folder / VALIDATION_DIR
@@ -125,7 +132,7 @@ def check_data(config: PretrainConfig) -> dict[str, Any]:
                 )
     if config.init_checkpoint:
         config.init_checkpoint = str(Path(config.init_checkpoint).resolve())
-        check_init_checkpoint(config, data["vocab_size"])
+        check_init_checkpoint(config, data["vocab_size"], data["tokenizer_sha256"])
     return data
 
 

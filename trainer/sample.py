@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from common.cli import run_job
-from common.config import to_dict
-from formats.checkpoint import SAMPLES
+from common.config import ConfigError, to_dict
+from formats.checkpoint import SAMPLES, tokenizer_mismatch
 from trainer.config import SampleConfig
 
 
@@ -25,6 +25,8 @@ def main(config: SampleConfig) -> dict:
 
     require_paths([config.checkpoint, config.tokenizer_dir])
     tokenizer = Tokenizer.load(config.tokenizer_dir)
+    if problem := tokenizer_mismatch(config.checkpoint, tokenizer.sha256, tokenizer.vocab_size):
+        raise ConfigError(f"checkpoint={config.checkpoint} does not go with tokenizer_dir={config.tokenizer_dir}: {problem}")
     model = load_model(config.checkpoint)
     if config.chat:
         prompt_ids = tokenizer.chat_prompt([{"role": "user", "content": config.prompt}])

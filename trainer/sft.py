@@ -61,18 +61,19 @@ def build_sft_job(config: SFTConfig, rank: int, world_size: int) -> Job:
         model=model,
         data=RankData(loader, rank=rank, world_size=world_size, micro_batch_size=config.micro_batch_size),
         loss=sft_objective(tokenizer.mask_id, config.eps),
-        fingerprint=fingerprint(config, loader.seq_len, tokenizer.sha256),
+        fingerprint=fingerprint(config, loader.seq_len, tokenizer),
     )
 
 
-def fingerprint(config: SFTConfig, max_seq_len: int, tokenizer_sha256: str) -> dict:
+def fingerprint(config: SFTConfig, max_seq_len: int, tokenizer) -> dict:
     """What a run resuming this one must share (trainer.config.FINGERPRINTED, the data and the start)."""
     return {
         **{key: getattr(config, key) for key in FINGERPRINTED},
         "sft_tokens_dir": str(Path(config.sft_tokens_dir).resolve()),
         "init_checkpoint": str(Path(config.init_checkpoint).resolve()),
         "max_seq_len": max_seq_len,
-        "tokenizer_sha256": tokenizer_sha256,
+        "tokenizer_sha256": tokenizer.sha256,
+        "vocab_size": tokenizer.vocab_size,
         "shuffle_block": config.shuffle_block,
     }
 
@@ -94,11 +95,15 @@ def check_pairs(config: SFTConfig, tokenizer_sha256: str) -> dict[str, Any]:
     if manifest.get("kind") != "sft":
         raise ConfigError(f"{Path(config.sft_tokens_dir) / MANIFEST} is not a folder of SFT pairs (no kind: sft): "
                           "write one with python -m pipelines.sft_shards")
+    if manifest["sequences"] < config.global_batch:
+        raise ConfigError(f"{config.sft_tokens_dir} holds {manifest['sequences']:,} pairs, fewer than one global batch of "
+                          f"{config.global_batch}: give more conversations or lower the batch")
     return manifest
 
 
 def main(config: SFTConfig) -> dict:
     from common.paths import require_paths
+    from formats.checkpoint import tokenizer_mismatch
     from tokenizer.encode import Tokenizer
     from trainer.tracked_run import train_tracked
 
@@ -107,12 +112,14 @@ def main(config: SFTConfig) -> dict:
         setattr(config, name, str(Path(getattr(config, name)).resolve()))
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     manifest = check_pairs(config, tokenizer.sha256)
+    if problem := tokenizer_mismatch(config.init_checkpoint, tokenizer.sha256, tokenizer.vocab_size):
+        raise ConfigError(f"init_checkpoint={config.init_checkpoint} does not go with tokenizer_dir={config.tokenizer_dir}: {problem}")
     counts = manifest["counts"]
     print(f"[sft] {manifest['sequences']:,} pairs of at most {manifest['seq_len']} tokens from {counts['conversations']:,} "
           f"conversations ({counts['bad_lines']} bad lines, {counts['truncated']} truncated, {counts['too_long']} too long "
           f"when written)", flush=True)
     summary = train_tracked(
-        config, _worker, run_name="sft", fingerprint=fingerprint(config, manifest["seq_len"], tokenizer.sha256),
+        config, _worker, run_name="sft", fingerprint=fingerprint(config, manifest["seq_len"], tokenizer),
         extra_params={f"data_{k}": v for k, v in counts.items()} | {"max_seq_len": manifest["seq_len"]},
     )
     return {**summary, "data": counts}

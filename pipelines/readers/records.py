@@ -40,6 +40,7 @@ QUARANTINE_REASONS = (
     "truncated_file",
     "empty_file",
     "unsupported_content_type",
+    "unparsed_records",
     "extraction_failed",
 )
 PREVIEW_BYTES = 300

@@ -11,6 +11,7 @@ time-out, which would make two runs differ (datatrove's one-second default aroun
 from __future__ import annotations
 
 from collections.abc import Iterator
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +25,36 @@ from pipelines.readers.records import ReadLog, RecordBatcher
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 """Extracted as HTML; a response without a content type is treated as HTML, as browsers do."""
 TEXT_TYPES = ("text/plain",)
+
+
+RECORD_SEPARATOR = b"\r\n\r\nWARC/1."
+"""The start of every record header but the first: the previous record's closing CRLFs, then the version line."""
+
+
+def count_record_headers(path: Path) -> int:
+    """WARC record headers in the file, decompressed member by member for .warc.gz; a damaged gzip stream
+    ends the count there (the reader reports that damage itself)."""
+    gzipped = path.name.endswith(".gz")
+    count, carry, first = 0, b"", True
+    inflate = zlib.decompressobj(wbits=47)  # 47: gzip or zlib header, one member at a time
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            pieces = []
+            try:
+                while gzipped and chunk:
+                    pieces.append(inflate.decompress(chunk))
+                    chunk = inflate.unused_data
+                    if inflate.eof:
+                        inflate = zlib.decompressobj(wbits=47)
+            except zlib.error:
+                chunk = b""  # counted up to the damage
+            data = b"".join(pieces) if gzipped else chunk
+            if first and data:
+                count, first = count + data.startswith(b"WARC/1."), False
+            window = carry + data
+            count += window.count(RECORD_SEPARATOR)  # a separator never fits in the carry alone
+            carry = window[-(len(RECORD_SEPARATOR) - 1):]
+    return count
 
 
 def decode_body(body: bytes, declared_charset: str | None) -> str:
@@ -41,6 +72,7 @@ def read_warc(
     source = task.source
     batcher = RecordBatcher(batch_size, 64 << 20)
     offset = 0
+    skipped_before = sum(log.skipped_records.values())
     try:
         for record in ArchiveIterator(str(Path(task.path)), parse_http=True, fsspec_args=False):
             offset = record.stream_pos
@@ -75,6 +107,14 @@ def read_warc(
                 yield table
     except OSError as e:
         log.quarantine(source, offset, "truncated_file", f"cannot read past this record: {e}")
+    else:
+        # fastwarc skips, without a word, a record whose header it cannot parse, and what its broken
+        # Content-Length hides: count the record headers in the file to say so.
+        parsed = log.records + sum(log.skipped_records.values()) - skipped_before
+        headers = count_record_headers(Path(task.path))
+        if headers > parsed:
+            log.quarantine(source, offset, "unparsed_records",
+                           f"the file holds {headers} WARC record headers, {parsed} of them were readable records")
     if log.records == 0 and not log.skipped_records and not log.dropped:
         log.quarantine(source, 0, "empty_file", "the file holds no WARC records")
     table = batcher.flush()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from common.files import sha256_of
+from formats import corpus
 from formats.token_shards import folder_manifest, token_file_name, write_manifest, write_token_file
 
 TOKENIZER_SHA256 = "0" * 64
@@ -34,3 +35,14 @@ def write_token_folder(directory: Path, files: list[dict[str, np.ndarray]], *, t
         manifest |= {"kind": "sft", "columns": list(columns[0])}
     write_manifest(directory, manifest)
     return manifest
+
+
+def write_corpus_manifest(corpus_dir: Path) -> dict:
+    """The manifest of a hand-made corpus folder: its documents/shard-*.parquet as they are (as the corpus
+    build would record them), so that readers, which require it, take the folder."""
+    import pyarrow.parquet as pq
+
+    shards = sorted((corpus_dir / corpus.DOCUMENTS_DIR).glob(corpus.SHARD_GLOB))
+    entries = [{"file": f"{corpus.DOCUMENTS_DIR}/{path.name}", "documents": pq.read_metadata(path).num_rows,
+                "bytes": 0, "sha256": sha256_of(path)} for path in shards]
+    return corpus.write_manifest(corpus_dir, entries, {})

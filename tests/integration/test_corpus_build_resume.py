@@ -60,6 +60,22 @@ def start_build(ray_head, inputs: Path, output_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def wait_for_unfinished_round(process: subprocess.Popen, *, skip: int) -> str:
+    """Read the build's output up to the (skip + 1)-th line "<stage> k/n ..." of a task this run finished
+    with k < n (the round's other tasks still running); returns that line."""
+    import re
+
+    seen = 0
+    for raw in process.stdout:
+        line = raw.decode(errors="replace")
+        match = re.search(r"\] \w+ (\d+)/(\d+) ", line)
+        if match and int(match.group(1)) < int(match.group(2)):
+            if seen == skip:
+                return line
+            seen += 1
+    raise AssertionError("the build ended before a round with tasks in flight")
+
+
 def finish(process: subprocess.Popen) -> str:
     output = process.communicate(timeout=300)[0].decode(errors="replace")
     assert process.returncode == 0, output[-3000:]
@@ -102,14 +118,20 @@ def test_reference_build_splits_files_and_runs_every_stage(reference):
 
 
 def test_driver_killed_at_random_moments_then_rerun_is_byte_identical(ray_head, plain_inputs, reference, tmp_path):
-    expected, seconds = reference
+    expected, _ = reference
     output_dir = tmp_path / "corpus"
     rng = random.Random(1234)
     for attempt in range(3):
         process = start_build(ray_head, plain_inputs, output_dir)
-        time.sleep(rng.uniform(0.2, 1.0) * seconds)
+        # Kill right after a task of a round ends while others of that round remain (k/n, k < n): tasks are
+        # in flight, at a random one of the first such moments of this attempt.
+        round_line = wait_for_unfinished_round(process, skip=rng.randint(0, 2))
+        time.sleep(rng.uniform(0, 0.3))
         process.send_signal(signal.SIGKILL)
-        process.communicate()
+        rest = process.communicate()[0].decode(errors="replace")
+        # The kill landed mid-run: the driver was still running, had not finished, left no manifest.
+        assert process.returncode == -signal.SIGKILL and "done in" not in rest, f"attempt {attempt}: {round_line}{rest[-2000:]}"
+        assert not (output_dir / "manifest.json").exists()
     done_before_rerun = len(list((output_dir / "_work" / "done").glob("*/*.json"))) if (output_dir / "_work").exists() else 0
     output = finish(start_build(ray_head, plain_inputs, output_dir))
     assert outputs(output_dir) == expected

@@ -258,3 +258,39 @@ def test_real_warc_goes_through_extraction_and_every_stage(tmp_path):
     rows = [row for table in read_shards(tmp_path / "out") for row in table.to_pylist()]
     assert all(row["id"].startswith("<urn:uuid:") and "<html" not in row["text"].lower() for row in rows)
     assert {row["language"] for row in rows} == {"en"}
+
+
+def test_a_build_that_keeps_no_document_fails_naming_what_dropped_the_most(inputs, tmp_path):
+    output_dir = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"corpus_build kept no document of [\d,]+; too_short dropped the most"):
+        main(build_config(inputs=[str(inputs)], output_dir=str(output_dir), min_chars=10**9))
+    assert (output_dir / "stats.json").is_file() and not (output_dir / "manifest.json").exists()  # nothing downstream takes it
+
+
+def test_sigterm_ends_the_jobs_mlflow_run_as_killed(tmp_path):
+    # Ray's stop_job sends SIGTERM; the job must unwind (exit 143) and its run must not stay RUNNING.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from common.paths import PROJECT_ROOT
+
+    lines = b"".join(json.dumps({"text": long_text(str(i))}).encode() + b"\n" for i in range(200_000))
+    (tmp_path / "big.jsonl").write_bytes(lines)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [sys.executable, "-m", "pipelines.corpus_build", f"inputs={tmp_path / 'big.jsonl'}", f"output_dir={tmp_path / 'out'}",
+               "runner=local", *[f"{stage}=false" for stage in FILTER_STAGES]]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ, MLFLOW_TRACKING_URI=uri), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:
+        if line.startswith("mlflow run: "):
+            run_id = line.split()[2]
+            break
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 143 and "terminated by SIGTERM" in output, output[-2000:]
+    assert not (tmp_path / "out" / "manifest.json").exists()  # it was mid-run: no finished output
+    assert MlflowClient(uri).get_run(run_id).info.status == "KILLED"

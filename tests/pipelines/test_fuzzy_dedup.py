@@ -25,6 +25,7 @@ from pipelines import minhash
 from pipelines.fuzzy_dedup import main
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.minhash_presets import fineweb
+from tests.formats import write_corpus_manifest
 from formats.corpus import DOCUMENT_SCHEMA
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "data" / "demo" / "corpus" / "part-00000.jsonl.zst"
@@ -61,6 +62,7 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     for index, (source, ids) in enumerate(shards):
         table = pa.table([ids, [text[i] for i in ids], [source] * len(ids)], schema=DOCUMENT_SCHEMA)
         pq.write_table(table, folder / "documents" / f"shard-{index:05d}.parquet")
+    write_corpus_manifest(folder)
     return folder, text
 
 

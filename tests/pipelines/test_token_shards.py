@@ -14,6 +14,7 @@ import xxhash
 
 from common.cli import run_job
 from common.config import ConfigError
+from formats.corpus import write_manifest
 from formats.token_shards import held_out, read_token_shard, verify_token_folder
 from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
@@ -163,8 +164,34 @@ def test_documents_without_id_or_source_are_an_error_naming_the_shard(inputs, tm
 
     (tmp_path / "corpus" / "documents").mkdir(parents=True)
     pq.write_table(pa.table({"text": ["a document"]}), tmp_path / "corpus" / "documents" / "shard-00000.parquet")
+    write_manifest(tmp_path / "corpus", [{"file": "documents/shard-00000.parquet", "documents": 1, "bytes": 10, "sha256": ""}], {})
     with pytest.raises(ConfigError, match=r"shard-00000.parquet has no id, source column"):
         main(config(inputs, tmp_path / "out", corpus_dir=str(tmp_path / "corpus")))
+
+
+def test_a_corpus_that_disagrees_with_its_manifest_is_refused_naming_the_file(inputs, tmp_path):
+    # An interrupted rerun of the fuzzy dedup leaves its folder without a manifest, or with other shards.
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(inputs[0], corpus)
+    shard = corpus / "documents" / "shard-00001.parquet"
+    (corpus / "manifest.json").rename(tmp_path / "manifest.json")
+    with pytest.raises(ConfigError, match=r"corpus has no manifest.json: the job that writes it has not finished"):
+        main(config(inputs, tmp_path / "out", corpus_dir=str(corpus)))
+    (tmp_path / "manifest.json").rename(corpus / "manifest.json")
+    original = shard.read_bytes()
+    shard.write_bytes(original[:-100])
+    with pytest.raises(ConfigError, match=rf"{shard} is {len(original) - 100} bytes, .*manifest.json says {len(original)} bytes"):
+        main(config(inputs, tmp_path / "out", corpus_dir=str(corpus)))
+    middle = len(original) // 2
+    shard.write_bytes(original[:middle] + bytes([original[middle] ^ 1]) + original[middle + 1 :])  # same size, a bit flipped
+    with pytest.raises(ConfigError, match=rf"{shard} has sha256 \w+, .*manifest.json says"):
+        main(config(inputs, tmp_path / "out", corpus_dir=str(corpus)))
+    shard.write_bytes(original)
+    (corpus / "documents" / "shard-00099.parquet").write_bytes(original)
+    with pytest.raises(ConfigError, match=r"shard-00099.parquet is not in .*manifest.json"):
+        main(config(inputs, tmp_path / "out", corpus_dir=str(corpus)))
 
 
 def test_missing_inputs_are_config_errors_naming_them(inputs, tmp_path):

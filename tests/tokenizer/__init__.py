@@ -10,8 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.shared_data import DEBIAN_DOCS
 
+from tests.formats import write_corpus_manifest
+from tests.shared_data import DEBIAN_DOCS
 
 
 def _read_jsonl_zst(path: Path, limit: int) -> list[dict]:
@@ -41,7 +42,7 @@ def write_corpus(corpus_dir: Path, documents: list[dict], shards: int = 1) -> Pa
         part = documents[i * per_shard : (i + 1) * per_shard]
         table = pa.table({key: pa.array([d[key] for d in part], pa.string()) for key in ("id", "text", "source")})
         pq.write_table(table, corpus_dir / "documents" / f"shard-{i:05d}.parquet")
-    (corpus_dir / "manifest.json").write_text(json.dumps({"documents": len(documents), "shards": shards}))
+    write_corpus_manifest(corpus_dir)
     return corpus_dir
 
 

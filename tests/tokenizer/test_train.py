@@ -106,8 +106,11 @@ def test_missing_corpus_dir_is_a_config_error_naming_it(tmp_path):
     with pytest.raises(ConfigError, match=str(missing)):
         main(TokenizerConfig(corpus_dir=str(missing), output_dir=str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()
-    (missing / "documents").mkdir(parents=True)
-    with pytest.raises(ConfigError, match="no document shards"):
+    (missing / "documents").mkdir(parents=True)  # an unfinished build: no manifest yet
+    with pytest.raises(ConfigError, match="no-corpus has no manifest.json: the job that writes it has not finished"):
+        main(TokenizerConfig(corpus_dir=str(missing), output_dir=str(tmp_path / "out")))
+    (missing / "manifest.json").write_text('{"shards": []}')
+    with pytest.raises(ConfigError, match="lists no document shards"):
         main(TokenizerConfig(corpus_dir=str(missing), output_dir=str(tmp_path / "out")))
 
 

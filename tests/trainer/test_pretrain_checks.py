@@ -51,8 +51,22 @@ def test_an_init_checkpoint_must_be_a_complete_export_of_the_presets_shape(tmp_p
     save_model(MaskPredictor(model_config("tiny", vocab_size=1000)), tmp_path / "stable")
     save_model(MaskPredictor(model_config("tiny", vocab_size=1000, n_layers=2)), tmp_path / "other")
     check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "stable"}))
+    from formats.checkpoint import write_tokenizer_ref
+
+    write_tokenizer_ref(tmp_path / "stable", "e" * 64, 1000)  # trained with another tokenizer of the same size
+    with pytest.raises(ConfigError, match=r"stable does not go with these token shards: .*trained with the tokenizer of sha256 e{64}"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "stable"}))
+    write_tokenizer_ref(tmp_path / "stable", "0" * 64, 1000)
     with pytest.raises(ConfigError, match=r"other has another shape: n_layers 2 \(model=tiny over these shards: 4\)"):
         check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "other"}))
     (tmp_path / "stable" / "complete.json").unlink()
     with pytest.raises(ConfigError, match="stable has no complete.json"):
         check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "stable"}))
+
+
+def test_fewer_sequences_than_one_global_batch_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "tokens", validation=True)  # 40 sequences
+    check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "micro_batch_size": 8, "grad_accum_steps": 5}))
+    with pytest.raises(ConfigError, match="the data holds 40 sequences, fewer than one global batch of 48"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "micro_batch_size": 8, "grad_accum_steps": 6}))

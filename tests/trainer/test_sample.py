@@ -60,3 +60,20 @@ def test_fast_options_are_checked():
         SampleConfig(threshold=0.9, cfg_scale=1.0)
     with pytest.raises(ConfigError, match="threshold needs remasking=low_confidence"):
         SampleConfig(threshold=0.9, remasking="random")
+
+
+def test_a_checkpoint_trained_with_another_tokenizer_is_refused_naming_both(checkpoint, tmp_path):
+    import shutil
+
+    from common.config import ConfigError
+    from formats.checkpoint import write_tokenizer_ref
+    from tokenizer.encode import Tokenizer
+
+    tokenizer = Tokenizer.load(checkpoint[1])
+    other = tmp_path / "model"
+    shutil.copytree(checkpoint[0], other)
+    write_tokenizer_ref(other, tokenizer.sha256, tokenizer.vocab_size)
+    assert run((other, checkpoint[1]))["completion"] is not None  # its own tokenizer: fine
+    write_tokenizer_ref(other, "a" * 64, 600)
+    with pytest.raises(ConfigError, match=rf"trained with the tokenizer of sha256 a{{64}} \(600 ids\), not this one, of sha256 {tokenizer.sha256}"):
+        run((other, checkpoint[1]))
