@@ -100,13 +100,13 @@ def start_head(*, num_cpus: int | None = None, dashboard_port: int | None = None
     raise TimeoutError(f"ray head did not answer within {timeout:.0f}s; see {log_path}")
 
 
-def _nodes_alive(head: RayHead) -> int:
-    """Alive nodes of the cluster, from the dashboard's state API."""
+def _nodes_alive(head: RayHead) -> set[str]:
+    """The ids of the cluster's alive nodes, from the dashboard's state API."""
     import json
 
     with urllib.request.urlopen(f"{head.dashboard_url}/api/v0/nodes?limit=100", timeout=5) as response:
         nodes = json.loads(response.read())["data"]["result"]["result"]
-    return sum(node["state"] == "ALIVE" for node in nodes)
+    return {node["node_id"] for node in nodes if node["state"] == "ALIVE"}
 
 
 def start_worker_node(head: RayHead, *, num_cpus: int, resources: dict[str, float] | None = None,
@@ -116,8 +116,8 @@ def start_worker_node(head: RayHead, *, num_cpus: int, resources: dict[str, floa
     Several raylets on one machine is how Ray tests its own fault tolerance (ray.cluster_utils.Cluster)."""
     import json
 
-    before = _nodes_alive(head)
-    log_path = head.log_path.with_name(f"{head.log_path.stem}-worker-{before}.log")
+    before = _nodes_alive(head)  # a node killed a moment ago may still be among them: new ids are what counts
+    log_path = head.log_path.with_name(f"{head.log_path.stem}-worker-{free_port()}.log")
     command = [
         str(Path(sys.executable).parent / "ray"), "start", "--address", head.gcs_address, "--block",
         "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus), "--resources", json.dumps(resources or {}),
@@ -131,7 +131,7 @@ def start_worker_node(head: RayHead, *, num_cpus: int, resources: dict[str, floa
         if process.poll() is not None:
             raise RuntimeError(f"ray worker node exited with {process.returncode}; see {log_path}")
         with contextlib.suppress(OSError, KeyError, ValueError):
-            if _nodes_alive(head) > before:
+            if _nodes_alive(head) - before:
                 return node
         time.sleep(1)
     node.stop()

@@ -87,9 +87,19 @@ def wait_for(process: subprocess.Popen, pattern: str) -> list[str]:
     raise AssertionError(f"the run ended before {pattern!r}:\n" + "".join(lines[-40:]))
 
 
-def wait_for_step(process: subprocess.Popen, step: int) -> list[str]:
-    """Read the run's output until worker 0 reports `step`."""
-    return wait_for(process, rf"\[pretrain\] step {step}/{STEPS} ")
+def wait_for_step(process: subprocess.Popen, output_dir: Path, step: int) -> None:
+    """Wait until rank 0 has logged `step` in metrics.jsonl (written at once, unlike the log lines Ray
+    forwards to the driver a second or more later, by when a fast run is many steps further)."""
+    deadline = time.monotonic() + 400
+    path = output_dir / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended (status {process.returncode}) before step {step}")
+        lines = path.read_text().splitlines() if path.is_file() else []
+        if any(json.loads(line)["step"] >= step for line in lines if line.strip()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no step {step} in {path} within 400 s")
 
 
 def train_processes() -> list[psutil.Process]:
@@ -137,7 +147,7 @@ def references(ray_head, tokens, tmp_path_factory) -> dict[int, Path]:
 
 
 def kill_mid_run(process: subprocess.Popen, output_dir: Path, at_step: int) -> None:
-    wait_for_step(process, at_step)
+    wait_for_step(process, output_dir, at_step)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     wait_until_workers_are_gone()
@@ -156,12 +166,11 @@ def test_sigterm_checkpoints_then_a_killed_driver_resumes_exactly(ray_head, toke
     output_dir = tmp_path / "run"
     # SIGTERM (Ray's stop_job, a preemption): the workers checkpoint at the next step and the run ends KILLED.
     process = start(ray_head, tokens, output_dir, 0)
-    before = "".join(wait_for_step(process, 3))
+    wait_for_step(process, output_dir, 3)
     process.send_signal(signal.SIGTERM)
-    output = before + process.communicate(timeout=300)[0].decode(errors="replace")
+    output = process.communicate(timeout=300)[0].decode(errors="replace")
     assert process.returncode != 0 and "stopped on request" in output, output[-3000:]
     stopped_at = int(re.search(r"stopped on request at step (\d+)", output).group(1))
-    # The workers run ahead of the log lines the driver forwards (by a second or so, several steps).
     assert 3 <= stopped_at <= STEPS - 8 and (output_dir / "checkpoints" / f"step-{stopped_at:08d}").is_dir()
     run_id = re.search(r"mlflow run: (\w+)", output).group(1)
     assert mlflow_run(run_id).info.status == "KILLED"
@@ -187,7 +196,7 @@ def test_a_killed_worker_then_a_killed_driver_and_a_truncated_checkpoint(ray_hea
     output_dir = tmp_path / "run"
     # One Ray Train worker dies: with max_failures=1 the job restarts its workers from the newest checkpoint.
     process = start(ray_head, tokens, output_dir, 2, "max_failures=1")
-    wait_for_step(process, 5)
+    wait_for_step(process, output_dir, 5)
     workers = [p for p in train_processes() if "RayTrainWorker" in " ".join(p.info["cmdline"])]
     assert workers, "no Ray Train worker process found to kill"
     assert list((output_dir / "checkpoints").glob("step-*")) and not (output_dir / "complete.json").exists()
@@ -195,7 +204,7 @@ def test_a_killed_worker_then_a_killed_driver_and_a_truncated_checkpoint(ray_hea
     wait_for(process, r"resuming at step \d+")
     # Then the driver is SIGKILLed, and its newest checkpoint truncated (as by a full disk): the rerun skips
     # that one, with a warning, for the one before it.
-    wait_for_step(process, 13)
+    wait_for_step(process, output_dir, 13)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     wait_until_workers_are_gone()
