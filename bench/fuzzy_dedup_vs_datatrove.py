@@ -38,8 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.near_duplicates import EDIT_KINDS, edit, read_documents
-from common.files import sha256_of
-from formats.corpus import DOCUMENT_SCHEMA, write_manifest
+from formats.corpus import DOCUMENT_SCHEMA, existing_shard_entries, write_manifest
 
 SHARED_CORPUS = Path("../shared/corpora/debian-docs")
 SHARD_BYTES = 64_000_000
@@ -63,8 +62,7 @@ def make_corpus(folder: Path, size_gb: float, seed: int = 0) -> dict:
     info_file = folder / "info.json"
     if info_file.is_file():
         if not (folder / "manifest.json").is_file():  # made before the readers required one
-            write_manifest(folder, [{"file": f"documents/{path.name}", "documents": pq.read_metadata(path).num_rows, "bytes": 0,
-                                     "sha256": sha256_of(path)} for path in sorted((folder / "documents").glob("shard-*.parquet"))], {})
+            write_manifest(folder, existing_shard_entries(folder), {})
         return json.loads(info_file.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "documents").mkdir(parents=True)
@@ -74,14 +72,11 @@ def make_corpus(folder: Path, size_gb: float, seed: int = 0) -> dict:
     target = size_gb * 1e9
     total = documents = 0
     shard, rows, shard_bytes = 0, [], 0
-    entries: list[dict] = []
 
     def flush() -> None:
         nonlocal shard, rows, shard_bytes
         columns = [list(column) for column in zip(*rows)]
-        path = folder / "documents" / f"shard-{shard:05d}.parquet"
-        pq.write_table(pa.table(columns, schema=DOCUMENT_SCHEMA), path)
-        entries.append({"file": f"documents/{path.name}", "documents": len(rows), "bytes": shard_bytes, "sha256": sha256_of(path)})
+        pq.write_table(pa.table(columns, schema=DOCUMENT_SCHEMA), folder / "documents" / f"shard-{shard:05d}.parquet")
         shard, rows, shard_bytes = shard + 1, [], 0
 
     copy = 0
@@ -100,7 +95,7 @@ def make_corpus(folder: Path, size_gb: float, seed: int = 0) -> dict:
         print(f"  input: copy {copy}, {total / 1e9:.2f} GB", flush=True)
     if rows:
         flush()
-    write_manifest(folder, entries, {})  # the readers require it (formats/corpus.py)
+    write_manifest(folder, existing_shard_entries(folder), {})  # the readers require it (formats/corpus.py)
     info = {"documents": documents, "bytes": total, "shards": shard, "copies": copy}
     info_file.write_text(json.dumps(info))
     return info

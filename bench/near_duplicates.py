@@ -31,8 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from common.files import sha256_of
-from formats.corpus import DOCUMENT_SCHEMA, write_manifest
+from formats.corpus import DOCUMENT_SCHEMA, existing_shard_entries, write_manifest
 
 EDIT_KINDS = ("substitute", "insert", "delete")
 EDIT_RATES = (0.01, 0.03, 0.05, 0.10, 0.20)
@@ -214,15 +213,11 @@ def write_corpus(documents: list[tuple[str, str, str]], corpus_dir: Path, shards
     split into `shards` in order."""
     folder = corpus_dir / "documents"
     folder.mkdir(parents=True, exist_ok=True)
-    entries = []
     for index, chunk in enumerate(np.array_split(np.arange(len(documents)), shards)):
         rows = [documents[i] for i in chunk]
         table = pa.table([[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]], schema=DOCUMENT_SCHEMA)
-        path = folder / f"shard-{index:05d}.parquet"
-        pq.write_table(table, path)
-        entries.append({"file": f"documents/{path.name}", "documents": len(rows), "bytes": sum(len(r[1].encode()) for r in rows),
-                        "sha256": sha256_of(path)})
-    write_manifest(corpus_dir, entries, {})
+        pq.write_table(table, folder / f"shard-{index:05d}.parquet")
+    write_manifest(corpus_dir, existing_shard_entries(corpus_dir), {})
 
 
 def read_clusters(duplicates_file: Path) -> dict[str, int]:

@@ -101,6 +101,16 @@ def check_sha256(shard: Path, sha256: str) -> None:
                           f"{entry['sha256'] if entry else 'nothing of it'}; rerun the job that wrote it")
 
 
+def existing_shard_entries(corpus_dir: Path) -> list[dict[str, Any]]:
+    """Manifest entries of the document shards a folder holds now (their rows and sha256; text bytes
+    uncounted), for corpora written by other means than the corpus jobs (benches, tests)."""
+    from common.files import sha256_of
+
+    shards = sorted((corpus_dir / DOCUMENTS_DIR).glob(SHARD_GLOB))
+    return [{"file": f"{DOCUMENTS_DIR}/{path.name}", "documents": pq.read_metadata(path).num_rows, "bytes": 0,
+             "sha256": sha256_of(path)} for path in shards]
+
+
 def write_manifest(output_dir: Path, shards: list[dict[str, Any]], config: dict[str, Any]) -> dict[str, Any]:
     """manifest.json (written last: it marks the folder complete), each shard with its file size; returns it."""
     shards = [{**entry, "file_bytes": (output_dir / entry["file"]).stat().st_size} for entry in shards]

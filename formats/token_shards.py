@@ -142,13 +142,7 @@ def read_token_file_info(path: Path) -> TokenFile | None:
 
 def read_token_shard(path: str | Path) -> np.ndarray:
     """One tokens-NNNNN.arrow file as a (sequences, seq_len) uint32 array, memory-mapped (no copy)."""
-    reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
-    seq_len = reader.schema.field("tokens").type.list_size
-    parts = [
-        _uint32_view(reader.get_batch(i).column("tokens").flatten()).reshape(-1, seq_len)
-        for i in range(reader.num_record_batches)
-    ]
-    return _stack(parts, seq_len)
+    return read_token_columns(path, ())[0]
 
 
 def read_token_columns(path: str | Path, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -238,10 +232,3 @@ def _check_shape(directory: Path, shard: dict[str, Any], shape: tuple[int, int],
             f"{directory / shard['file']} holds {shape[0]} sequences of {shape[1]} tokens, "
             f"{directory / MANIFEST} says {shard['sequences']} of {seq_len}; {RERUN}"
         )
-
-
-def _stack(parts: list[np.ndarray], seq_len: int) -> np.ndarray:
-    """One array of all rows; a single part is returned as it is (still memory-mapped)."""
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate(parts) if parts else np.empty((0, seq_len), dtype=np.uint32)

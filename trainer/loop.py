@@ -15,7 +15,7 @@ a resumed step draws the same noise as the uninterrupted run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,26 +51,6 @@ class StepData(Protocol):
         ...
 
     def load_state_dict(self, state: dict) -> None: ...
-
-
-class IteratorData:
-    """StepData over an endless micro-batch stream that can start at any micro-batch without reading the
-    ones before it; its position is the number of micro-batches drawn."""
-
-    def __init__(self, make: Callable[[int], Iterator[Any]], *, per_step: int):
-        self.make, self.per_step, self.drawn = make, per_step, 0
-        self.stream = make(0)
-
-    def next_step(self) -> list[Any]:
-        self.drawn += self.per_step
-        return [next(self.stream) for _ in range(self.per_step)]
-
-    def state_dict(self) -> dict:
-        return {"micro_batches": self.drawn}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.drawn = state["micro_batches"]
-        self.stream = self.make(self.drawn)
 
 
 @dataclass

@@ -112,7 +112,7 @@ def check_data(config: PretrainConfig) -> dict[str, Any]:
     folders, their files against their manifests, one tokenizer and seq_len, non-empty sources, the
     validation splits, the init checkpoint. Makes the paths absolute in `config`; returns check_mixture's summary."""
     from trainer.data import check_mixture, mixture_folders, resolve_mixture
-    from formats.token_shards import MANIFEST, VALIDATION_DIR, read_manifest
+    from trainer.data.loader import require_validation
 
     if config.mixture:
         config.mixture = resolve_mixture(config.mixture)
@@ -124,12 +124,7 @@ def check_data(config: PretrainConfig) -> dict[str, Any]:
                           f"{config.global_batch} ({', '.join(data['sequences'])}): write more token shards or lower the batch")
     if config.val_sequences:
         for folder in mixture_folders(config.data):
-            split = folder / VALIDATION_DIR
-            if not (split / MANIFEST).is_file() or not read_manifest(split)["sequences"]:
-                raise ConfigError(
-                    f"{folder} has no validation sequences ({split / MANIFEST} is missing or counts none): rerun "
-                    "python -m pipelines.token_shards with validation_fraction > 0, or set val_sequences=0"
-                )
+            require_validation(folder)
     if config.init_checkpoint:
         config.init_checkpoint = str(Path(config.init_checkpoint).resolve())
         check_init_checkpoint(config, data["vocab_size"], data["tokenizer_sha256"])

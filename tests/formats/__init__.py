@@ -38,11 +38,5 @@ def write_token_folder(directory: Path, files: list[dict[str, np.ndarray]], *, t
 
 
 def write_corpus_manifest(corpus_dir: Path) -> dict:
-    """The manifest of a hand-made corpus folder: its documents/shard-*.parquet as they are (as the corpus
-    build would record them), so that readers, which require it, take the folder."""
-    import pyarrow.parquet as pq
-
-    shards = sorted((corpus_dir / corpus.DOCUMENTS_DIR).glob(corpus.SHARD_GLOB))
-    entries = [{"file": f"{corpus.DOCUMENTS_DIR}/{path.name}", "documents": pq.read_metadata(path).num_rows,
-                "bytes": 0, "sha256": sha256_of(path)} for path in shards]
-    return corpus.write_manifest(corpus_dir, entries, {})
+    """The manifest of a hand-made corpus folder, so that readers, which require it, take the folder."""
+    return corpus.write_manifest(corpus_dir, corpus.existing_shard_entries(corpus_dir), {})

@@ -14,7 +14,7 @@ from formats.token_shards import SFT_COLUMNS, read_manifest, verify_token_folder
 from pipelines import sft_shards
 from pipelines.sft_shards_config import SFTShardsConfig
 from tests.formats import write_token_folder
-from tests.tokenizer import train_tokenizer, write_corpus
+from tests.tokenizer import conversation_tokenizer
 from tokenizer.conversations import read_pairs
 
 DEMO = PROJECT_ROOT / "data" / "demo" / "conversations.jsonl"
@@ -24,12 +24,7 @@ GOOD = {"messages": [{"role": "user", "content": "What is ls?"}, {"role": "assis
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sft-tokenizer")
-    texts = [m["content"] for line in DEMO.read_text().splitlines() for m in json.loads(line)["messages"]]
-    documents = [{"id": str(i), "text": " ".join(texts[i : i + 20]), "source": "demo"} for i in range(0, len(texts), 20)]
-    write_corpus(root / "corpus", documents)
-    train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=512)
-    return root / "tokenizer"
+    return conversation_tokenizer(tmp_path_factory.mktemp("sft-tokenizer"))
 
 
 @pytest.fixture(scope="module")

@@ -54,3 +54,15 @@ def train_tokenizer(corpus_dir: Path, output_dir: Path, **overrides) -> dict:
     values = {"vocab_size": 1024, "log_to_mlflow": False, **overrides}
     config = TokenizerConfig(corpus_dir=str(corpus_dir), output_dir=str(output_dir), **values)
     return main(config)
+
+
+def conversation_tokenizer(root: Path, vocab_size: int = 512) -> Path:
+    """A small tokenizer trained on the demo conversations' texts (for SFT and sampling tests); returns its folder."""
+    from common.paths import PROJECT_ROOT
+
+    lines = (PROJECT_ROOT / "data" / "demo" / "conversations.jsonl").read_text().splitlines()
+    texts = [m["content"] for line in lines for m in json.loads(line)["messages"]]
+    documents = [{"id": str(i), "text": " ".join(texts[i : i + 20]), "source": "demo"} for i in range(0, len(texts), 20)]
+    write_corpus(root / "corpus", documents)
+    train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=vocab_size)
+    return root / "tokenizer"

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from common.config import ConfigError
-from common.paths import PROJECT_ROOT
-from tests.tokenizer import train_tokenizer, write_corpus
+from tests.tokenizer import conversation_tokenizer
 from trainer import sample
 from trainer.checkpoint import save_model
 from trainer.config import SampleConfig
@@ -21,12 +20,7 @@ def checkpoint(tmp_path_factory):
     from tokenizer.encode import Tokenizer
 
     root = tmp_path_factory.mktemp("sample")
-    lines = (PROJECT_ROOT / "data" / "demo" / "conversations.jsonl").read_text().splitlines()
-    texts = [m["content"] for line in lines for m in json.loads(line)["messages"]]
-    documents = [{"id": str(i), "text": " ".join(texts[i : i + 20]), "source": "demo"} for i in range(0, len(texts), 20)]
-    write_corpus(root / "corpus", documents)
-    train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=512)
-    tokenizer = Tokenizer.load(root / "tokenizer")
+    tokenizer = Tokenizer.load(conversation_tokenizer(root))
     torch.manual_seed(0)
     model = MaskPredictor(model_config("tiny", vocab_size=tokenizer.vocab_size))
     save_model(model, root / "model")

@@ -179,6 +179,15 @@ class SequenceLoader:
         self.position, self.drawn[:] = int(state["position"]), drawn
 
 
+def require_validation(tokens_dir: str | Path) -> Path:
+    """The validation split of a token-shard folder; raises ConfigError when it is missing or empty."""
+    folder = Path(tokens_dir) / VALIDATION_DIR
+    if not (folder / MANIFEST).is_file() or not read_manifest(folder)["sequences"]:
+        raise ConfigError(f"{tokens_dir} has no validation sequences ({folder / MANIFEST} is missing or counts none): rerun "
+                          "python -m pipelines.token_shards with validation_fraction > 0, or set val_sequences=0")
+    return folder
+
+
 class RankData:
     """One rank's view of a SequenceLoader, as the training loop takes its data (trainer/loop.py StepData):
     its micro-batches of each global batch, and the loader's position."""
@@ -203,10 +212,7 @@ def validation_batches(tokens_dir: str | Path, *, max_sequences: int, micro_batc
     on every call and every run, spread over all its files and sources, so the loss compares across runs."""
     if max_sequences < 1 or micro_batch_size < 1:
         raise ConfigError(f"max_sequences and micro_batch_size must be >= 1, got {max_sequences} and {micro_batch_size}")
-    folder = Path(tokens_dir) / VALIDATION_DIR
-    if not (folder / MANIFEST).is_file() or not read_manifest(folder)["sequences"]:
-        raise ConfigError(f"{tokens_dir} has no validation sequences ({folder / MANIFEST} is missing or counts none); "
-                          "rerun python -m pipelines.token_shards with a larger validation_fraction")
+    folder = require_validation(tokens_dir)
     (source,), _, shared = open_mixture(str(folder))
     count = min(max_sequences, source.sequences)
     indices = np.arange(count, dtype=np.int64) * source.sequences // count

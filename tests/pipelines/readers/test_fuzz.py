@@ -176,14 +176,10 @@ def test_mutated_warc_never_crashes_the_reader(suffix, tmp_path):
 
 @pytest.fixture(scope="module")
 def sft_tokenizer(tmp_path_factory):
-    from tests.tokenizer import train_tokenizer, write_corpus
+    from tests.tokenizer import conversation_tokenizer
     from tokenizer.encode import Tokenizer
 
-    root = tmp_path_factory.mktemp("fuzz-tokenizer")
-    texts = [m["content"] for line in CONVERSATIONS.read_text().splitlines() for m in json.loads(line)["messages"]]
-    write_corpus(root / "corpus", [{"id": str(i), "text": " ".join(texts[i : i + 20]), "source": "demo"} for i in range(0, len(texts), 20)])
-    train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=512)
-    return Tokenizer.load(root / "tokenizer")
+    return Tokenizer.load(conversation_tokenizer(tmp_path_factory.mktemp("fuzz-tokenizer")))
 
 
 def test_mutated_conversations_are_pairs_or_counted_bad_lines(sft_tokenizer, tmp_path):
