@@ -1,6 +1,7 @@
 """End-to-end fuzzy dedup: ours (pipelines.fuzzy_dedup on Ray) vs datatrove's MinHash pipeline, same input, same cores.
 
     .venv/bin/python bench/fuzzy_dedup_vs_datatrove.py --size-gb 0.3 [--skip-datatrove] [--work /tmp/fuzzy-bench]
+        [--settings default,unverified]
 
 Input: the shared debian-docs corpus (../shared/corpora/debian-docs, 155 MB of JSON lines) replicated to
 --size-gb of text: copy 0 as it is, every later copy with each document's words substituted, inserted
@@ -8,7 +9,10 @@ or deleted (one kind per document) at a rate drawn uniformly from 0-10%. Written
 corpus folder of ~64 MB Parquet shards (id, text, source) under --work; both pipelines read it.
 
 - ours: `python -m pipelines.fuzzy_dedup` (preset fineweb: 5-word shingles, 14 bands x 8 rows), a
-  private local Ray on the machine's cores (2 here);
+  private local Ray on the machine's cores (2 here), once per --settings value: `default` (true
+  Jaccard of each candidate pair, kept at >= 0.7, and of each removed document with its survivor, at
+  >= 0.5) and `unverified` (verify_threshold=none survivor_threshold=none: FineWeb's setting, as
+  datatrove does it), so the table shows what verification costs;
 - datatrove 0.10.1: MinhashDedupSignature -> MinhashDedupBuckets -> MinhashDedupCluster ->
   MinhashDedupFilter with MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8), Parquet in and
   out, LocalPipelineExecutor with 2 workers (tasks: one per shard, 14 buckets, 1, one per shard).
@@ -37,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.near_duplicates import EDIT_KINDS, edit, read_documents
+from bench.near_duplicates import read_documents, replicated
 from formats.corpus import DOCUMENT_SCHEMA, existing_shard_entries, write_manifest
 
 SHARED_CORPUS = Path("../shared/corpora/debian-docs")
@@ -80,19 +84,14 @@ def make_corpus(folder: Path, size_gb: float, seed: int = 0) -> dict:
         shard, rows, shard_bytes = shard + 1, [], 0
 
     copy = 0
-    while total < target:
-        for doc_id, text, source in originals:
-            if copy:
-                text = edit(text, EDIT_KINDS[rng.integers(3)], rng.uniform(0, 0.1), vocabulary, rng)
-            size = len(text.encode("utf-8"))
-            rows.append((f"{doc_id}/{copy}", text, source))
-            total, documents, shard_bytes = total + size, documents + 1, shard_bytes + size
-            if shard_bytes >= SHARD_BYTES:
-                flush()
-            if total >= target:
-                break
-        copy += 1
-        print(f"  input: copy {copy}, {total / 1e9:.2f} GB", flush=True)
+    for doc_id, text, source, copy in replicated(originals, target, vocabulary, rng):
+        size = len(text.encode("utf-8"))
+        rows.append((doc_id, text, source))
+        total, documents, shard_bytes = total + size, documents + 1, shard_bytes + size
+        if shard_bytes >= SHARD_BYTES:
+            flush()
+            print(f"  input: copy {copy}, {total / 1e9:.2f} GB", flush=True)
+    copy += 1
     if rows:
         flush()
     write_manifest(folder, existing_shard_entries(folder), {})  # the readers require it (formats/corpus.py)
@@ -104,11 +103,15 @@ def make_corpus(folder: Path, size_gb: float, seed: int = 0) -> dict:
 # -- the two runs (each in its own process) -----------------------------------------------------------
 
 
-def run_ours(corpus: Path, output: Path) -> dict:
+SETTINGS = {"default": [], "unverified": ["verify_threshold=none", "survivor_threshold=none"]}
+
+
+def run_ours(corpus: Path, output: Path, setting: str) -> dict:
     shutil.rmtree(output, ignore_errors=True)
     env = dict(os.environ, LLADA_STATE_DIR=str(output.parent / "state"))
     env.pop("RAY_ADDRESS", None)
-    command = [sys.executable, "-m", "pipelines.fuzzy_dedup", f"corpus_dir={corpus}", f"output_dir={output}", "log_to_mlflow=false"]
+    command = [sys.executable, "-m", "pipelines.fuzzy_dedup", f"corpus_dir={corpus}", f"output_dir={output}", "log_to_mlflow=false",
+               *SETTINGS[setting]]
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
@@ -116,7 +119,9 @@ def run_ours(corpus: Path, output: Path) -> dict:
     return {
         "seconds": seconds,
         "removed": stats["documents_removed"],
+        "unchained": stats.get("documents_unchained", 0),
         "peak_rss_mb": max(stats["peak_rss_mb"].values()),
+        "peak_rss_by_stage": stats["peak_rss_mb"],
         "stages": stats["seconds"],
     }
 
@@ -179,6 +184,7 @@ def main() -> None:
     parser.add_argument("--size-gb", type=float, default=0.3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/fuzzy-bench"))
     parser.add_argument("--skip-datatrove", action="store_true")
+    parser.add_argument("--settings", default="default,unverified", help=f"runs of ours, of {', '.join(SETTINGS)}")
     parser.add_argument("--datatrove-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.datatrove_child:
@@ -188,17 +194,21 @@ def main() -> None:
     info = make_corpus(corpus, args.size_gb)
     megabytes = info["bytes"] / 1e6
     print(f"input: {info['documents']:,} documents, {megabytes:,.0f} MB of text, {info['shards']} shards, {info['copies']} copies; {CORES} cores")
-    results = {"ours": run_ours(corpus, args.work / f"ours-{args.size_gb:g}gb")}
+    results = {f"ours {setting}": run_ours(corpus, args.work / f"ours-{args.size_gb:g}gb", setting) for setting in args.settings.split(",")}
     if not args.skip_datatrove:
         results["datatrove"] = datatrove_in_child(corpus, args.work / f"datatrove-{args.size_gb:g}gb", info["documents"])
-    print(f"{'':<11}{'seconds':>9}{'MB/s':>8}{'MB/s/core':>11}{'removed':>10}{'peak RSS/worker MB':>20}")
+    print(f"{'':<16}{'seconds':>9}{'MB/s':>8}{'MB/s/core':>11}{'removed':>10}{'peak RSS/worker MB':>20}")
     for name, result in results.items():
         rate = megabytes / result["seconds"]
-        print(f"{name:<11}{result['seconds']:>9.1f}{rate:>8.2f}{rate / CORES:>11.2f}{result['removed']:>10,}{result['peak_rss_mb']:>20.0f}")
+        print(f"{name:<16}{result['seconds']:>9.1f}{rate:>8.2f}{rate / CORES:>11.2f}{result['removed']:>10,}{result['peak_rss_mb']:>20.0f}")
     for name, result in results.items():
         print(f"  {name} stages: " + ", ".join(f"{stage} {value:.1f}s" for stage, value in result["stages"].items()))
+        if "peak_rss_by_stage" in result:
+            print(f"  {name} peak RSS MB by stage: " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_rss_by_stage"].items())
+                  + f"; kept though in a cluster, unlike its survivor: {result['unchained']:,}")
     if "datatrove" in results:
-        print(f"ours is {results['datatrove']['seconds'] / results['ours']['seconds']:.1f}x faster per core (same cores, same input)")
+        for name in (n for n in results if n.startswith("ours")):
+            print(f"{name} is {results['datatrove']['seconds'] / results[name]['seconds']:.1f}x faster per core (same cores, same input)")
 
 
 if __name__ == "__main__":

@@ -143,6 +143,23 @@ class Variant:
     rate: float
 
 
+def replicated(originals: list[tuple[str, str, str]], size_bytes: float, vocabulary: list[str],
+               rng: np.random.Generator) -> Iterator[tuple[str, str, str, int]]:
+    """(id, text, source, copy) until `size_bytes` of text: copy 0 of `originals` as they are, every later
+    copy with each document's words substituted, inserted or deleted (one kind per document) at a rate
+    drawn uniformly from 0-10%; ids get "/<copy>"."""
+    total, copy = 0, 0
+    while total < size_bytes:
+        for doc_id, text, source in originals:
+            if copy:
+                text = edit(text, EDIT_KINDS[rng.integers(3)], rng.uniform(0, 0.1), vocabulary, rng)
+            total += len(text.encode("utf-8"))
+            yield f"{doc_id}/{copy}", text, source, copy
+            if total >= size_bytes:
+                return
+        copy += 1
+
+
 def make_family(
     base: tuple[str, str, str], vocabulary: list[str], rng: np.random.Generator
 ) -> list[tuple[Variant, str, str]]:
@@ -224,6 +241,20 @@ def read_clusters(duplicates_file: Path) -> dict[str, int]:
     """id -> cluster_id of a fuzzy dedup run's duplicates.parquet (documents not in it are alone)."""
     table = pq.read_table(duplicates_file, columns=["id", "cluster_id"])
     return dict(zip(table["id"].to_pylist(), table["cluster_id"].to_pylist()))
+
+
+def removed_without_a_kept_match(labelled: NearDuplicateSet, duplicates_file: Path, threshold: float = 0.5) -> tuple[int, int]:
+    """(removed documents that reach `threshold` true Jaccard with no kept document, removed documents) of
+    a fuzzy dedup run: what connected components' chaining removes (documents of other families share
+    nearly nothing, so only a document's own family is searched)."""
+    table = pq.read_table(duplicates_file, columns=["id", "survivor_id"]).to_pylist()
+    removed = {row["id"] for row in table if row["id"] != row["survivor_id"]}
+    best: dict[str, float] = {}
+    for pair in labelled.pairs:
+        for one, other in ((pair.a, pair.b), (pair.b, pair.a)):
+            if one in removed and other not in removed:
+                best[one] = max(best.get(one, 0.0), pair.jaccard)
+    return sum(best.get(document, 0.0) < threshold for document in removed), len(removed)
 
 
 @dataclass

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from common.paths import state_dir
@@ -61,3 +64,57 @@ def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = N
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+class MetricSender:
+    """Metric batches sent to one MLflow run in the background, in order, each retried with backoff while
+    the tracking server cannot be reached (a restart, a network cut): the sender never raises, so an
+    outage never stops the job that logs. MLflow's HTTP client retries each request a few times on its
+    own (MLFLOW_HTTP_REQUEST_MAX_RETRIES); this keeps retrying past that, up to `give_up_after` seconds
+    per batch, then drops the batch with a warning (training keeps its own record: metrics.jsonl)."""
+
+    def __init__(self, client, run_id: str, *, give_up_after: float = 900.0, max_delay: float = 30.0,
+                 warn: Callable[[str], None] = print):
+        self.client, self.run_id = client, run_id
+        self.give_up_after, self.max_delay, self.warn = give_up_after, max_delay, warn
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")  # one thread: in order
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
+        self.failed_batches = 0
+
+    def send(self, metrics: dict[str, float], step: int) -> None:
+        """Queue one step's metrics; returns at once."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        with self._lock:
+            self._pending = [future for future in self._pending if not future.done()]
+            self._pending.append(self._executor.submit(self._send_with_retry, batch, step))
+
+    def flush(self) -> None:
+        """Wait until every queued batch is sent (or given up)."""
+        with self._lock:
+            pending = list(self._pending)
+        wait(pending)
+
+    def _send_with_retry(self, batch: list, step: int) -> None:
+        deadline, delay, attempt = time.monotonic() + self.give_up_after, 1.0, 0
+        while True:
+            try:
+                self.client.log_batch(self.run_id, metrics=batch)
+                if attempt:
+                    self.warn(f"mlflow: reachable again; step {step}'s metrics sent after {attempt} failed attempts")
+                return
+            except Exception as error:  # an outage is any error: connection refused, 5xx, a timeout
+                attempt += 1
+                if time.monotonic() + delay > deadline:
+                    self.failed_batches += 1
+                    self.warn(f"mlflow: giving up on step {step}'s metrics after {attempt} attempts ({error}); "
+                              "metrics.jsonl still has them")
+                    return
+                if attempt == 1:
+                    self.warn(f"mlflow: cannot log step {step} ({type(error).__name__}: {str(error)[:200]}); "
+                              f"retrying with backoff for up to {self.give_up_after:.0f} s, training goes on")
+                time.sleep(delay)
+                delay = min(delay * 2, self.max_delay)

@@ -13,6 +13,8 @@ the input graph. At convergence every component is a star whose centre is its sm
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pipelines.minhash import mix64
@@ -144,3 +146,37 @@ def survivors(cluster: np.ndarray, member: np.ndarray, priority: np.ndarray) -> 
     chosen = np.empty(len(member), dtype=member.dtype)
     chosen[order] = member[order][starts][group]
     return chosen
+
+
+def verified_survivors(cluster: np.ndarray, member: np.ndarray, priority: np.ndarray,
+                       similar: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Per row, the member kept in its place, such that every removed member is similar to its survivor.
+
+    Connected components chain: A~B and B~C put A and C in one cluster though A and C may share little.
+    So each member is checked against its cluster's survivor (`similar(members, survivors)` -> bool per
+    pair); those that fail form a cluster of their own, whose survivor is checked in turn, until every
+    member is settled. A member that matches no survivor is its own (kept)."""
+    chosen = np.empty(len(member), dtype=member.dtype)
+    pending = np.arange(len(member))
+    group = cluster.astype(np.int64, copy=True)
+    while len(pending):
+        best = survivors(group[pending], member[pending], priority[pending])
+        settled = best == member[pending]
+        others = np.flatnonzero(~settled)
+        if len(others):
+            settled[others] = similar(member[pending][others], best[others])
+        chosen[pending[settled]] = best[settled]
+        pending = pending[~settled]
+        # the unsettled rows of a group become a group of their own: keyed by their old survivor, a member
+        # of the old group, so distinct from every other group's key
+        group[pending] = -1 - best[~settled].astype(np.int64)
+    return chosen
+
+
+def survivor_groups(member: np.ndarray, survivor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, (its cluster: the smallest member with the same survivor, the size of that cluster). Without
+    verification a cluster is a component and its id the component's centre; verification may split one."""
+    groups, inverse, sizes = np.unique(survivor, return_inverse=True, return_counts=True)
+    smallest = np.full(len(groups), np.iinfo(member.dtype).max, dtype=member.dtype)
+    np.minimum.at(smallest, inverse, member)
+    return smallest[inverse], sizes[inverse]

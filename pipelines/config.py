@@ -110,9 +110,14 @@ class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
     dropped_samples: int = 20
     """Dropped documents kept for review per reason, in dropped_samples.jsonl (first in input order)."""
 
-    num_partitions: int = 4
+    num_partitions: int | None = None
     """Hash partitions of the exact dedup (one Ray task each); a partition holds about 1/n of all
-    (hash, order) keys in memory."""
+    (hash, order) keys in memory. Empty: one per `bytes_per_partition` of input, so nobody tunes it."""
+
+    bytes_per_partition: int = 1_000_000_000
+    """Input bytes (file sizes as on disk) per exact-dedup partition when num_partitions is empty. A
+    partition holds 36 bytes of keys per document: for 1 GB of gzipped web text (about a million
+    documents) some 40 MB."""
 
     batch_size: int = 4096
     """Records per Arrow batch while reading and filtering; bounds each task's memory."""
@@ -133,8 +138,8 @@ class CorpusBuildConfig(SurvivorSettings, RunnerSettings):
         for name in ("min_chars", "dropped_samples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("num_partitions", "batch_size", "split_bytes", "max_document_bytes"):
-            if getattr(self, name) < 1:
+        for name in ("num_partitions", "bytes_per_partition", "batch_size", "split_bytes", "max_document_bytes"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.language_threshold <= 1.0:
             raise ConfigError(f"language_threshold must be in [0, 1], got {self.language_threshold}")

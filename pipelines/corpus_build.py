@@ -12,7 +12,8 @@ cluster must see output_dir). The task bodies are in pipelines/corpus_tasks.py:
    Writes the kept documents, their exact-dedup keys split into hash partitions, quarantined records and a
    sample of dropped documents.
 2. dedup, one task per hash partition: all copies of a text meet in one partition; one survives
-   (pipelines/dedup.py), the others are written out as duplicates.
+   (pipelines/dedup.py), the others are written out as duplicates. One partition per
+   bytes_per_partition of input unless num_partitions is given, so a task's keys stay bounded.
 3. write, one task per read task: its documents minus its duplicates, as the final shard.
 
 Resumable: every task writes its files under temporary names, renames them, then writes its
@@ -31,6 +32,8 @@ Output (formats/corpus.py; the fuzzy dedup reads it):
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import time
 from pathlib import Path
@@ -60,7 +63,7 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
     work = Work(work_dir(output_dir))
     prepare_work(work.root, config, files, LOG)
     runner = make_runner(config.runner)
-    print(f"{LOG} {len(files)} input files -> {len(tasks)} read tasks", flush=True)
+    print(f"{LOG} {len(files)} input files -> {len(tasks)} read tasks, {config.num_partitions} dedup partitions", flush=True)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
@@ -85,6 +88,14 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
     return shards, stats
 
 
+def dedup_partitions(config: CorpusBuildConfig, files: list[Path]) -> int:
+    """num_partitions, or one exact-dedup partition per bytes_per_partition of input (as the fuzzy dedup
+    sizes its partitions by documents_per_partition): a task's keys do not grow with the input."""
+    if config.num_partitions is not None:
+        return config.num_partitions
+    return max(1, math.ceil(sum(f.stat().st_size for f in files) / config.bytes_per_partition))
+
+
 def main(config: CorpusBuildConfig) -> dict:
     """Build the corpus described by `config`; returns the stats (also in output_dir/stats.json)."""
     started = time.perf_counter()
@@ -92,6 +103,7 @@ def main(config: CorpusBuildConfig) -> dict:
     unreadable = [str(p) for p in files if not os.access(p, os.R_OK)]
     if unreadable:
         raise ConfigError(f"input files cannot be read (permissions): {', '.join(unreadable)}")
+    config = dataclasses.replace(config, num_partitions=dedup_partitions(config, files))  # recorded in config.json
     output_dir = Path(config.output_dir)
     start_output(output_dir)
     print(f"{LOG} {len(files)} input files -> {output_dir}", flush=True)

@@ -6,15 +6,18 @@ Rounds of Ray tasks (or, with runner=local, calls in this process), each writing
 (every node of a cluster must see it; layout in pipelines.fuzzy_work):
 
 1. signatures, one task per input shard: MinHash signatures (pipelines.minhash) -> LSH band keys,
-   split into P partitions by key; each document's id and survivor priority; with verify_threshold,
-   what the verification reads (files that later tasks memory-map and read rows of): each document's
-   sorted shingle set (verify_method=shingles) or its signature (verify_method=signature).
+   split into P partitions by key; each document's id and survivor priority; with verify_threshold or
+   survivor_threshold, what the verification reads (files that later tasks memory-map and read rows
+   of): each document's sorted shingle set (verify_method=shingles) or its signature (=signature).
 2. buckets, one task per partition: documents with an equal band key link to the bucket's smallest
    node; with verify_threshold, edges whose Jaccard similarity (true, or estimated:
    pipelines.fuzzy_verify) is below it are dropped.
 3. components, rounds of one task per partition: large-star / small-star (pipelines.components)
    until a pair of rounds changes nothing; every component is then a star around its first document.
-4. clusters, one task per partition: each star's survivor by the configured priority.
+4. clusters, one task per partition: each star's survivor by the configured priority; with
+   survivor_threshold, a member is removed only if it reaches it with that survivor (a chain
+   A~B~C does not remove C for A when A and C differ); the others settle among
+   themselves the same way (pipelines.components.verified_survivors).
 5. write, one task per input shard: its documents minus the removed ones, as the same-named shard.
 
 P = ceil(documents / documents_per_partition), so a task's memory follows the partition size, not
@@ -124,7 +127,7 @@ def build(config: FuzzyDedupConfig, params: MinHashParams, shards: list[Path], o
         final_round, results["components"] = run_components(runner, work, num_partitions)
     with timed(seconds, "clusters"):
         results["clusters"] = run_round(
-            runner, work, "clusters", cluster_task, [(p, work, final_round) for p in partitions],
+            runner, work, "clusters", cluster_task, [(p, work, final_round, params, config) for p in partitions],
             log=LOG, things="partitions", count="removed", unit="documents to remove",
         )
     documents_dir = output_dir / DOCUMENTS_DIR

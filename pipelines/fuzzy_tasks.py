@@ -50,8 +50,8 @@ def signature_task(
     if missing:
         raise ValueError(f"{shard}: no column {', '.join(sorted(missing))}; expected the corpus build's documents")
     num_documents = parquet.metadata.num_rows
-    verify = config.verify_threshold is not None and config.verify_method == "signature"
-    keep_sets = config.verify_threshold is not None and config.verify_method == "shingles"
+    verify = config.measures_pairs and config.verify_method == "signature"
+    keep_sets = config.measures_pairs and config.verify_method == "shingles"
     set_offsets = [np.zeros(1, dtype=np.int64)]
     row = without_shingles = 0
     with contextlib.ExitStack() as stack:
@@ -129,8 +129,11 @@ def star_task(round_number: int, partition: int, work: Path, num_partitions: int
     return {"changes": changes, "edges": len(larger)}
 
 
-def cluster_task(partition: int, work: Path, final_round: int) -> dict:
-    """The clusters whose first document falls in `partition`: survivors, duplicate rows, removed rows per shard."""
+def cluster_task(partition: int, work: Path, final_round: int, params: MinHashParams, config: FuzzyDedupConfig) -> dict:
+    """The clusters whose first document falls in `partition`: survivors, duplicate rows, removed rows per shard.
+
+    With survivor_threshold, a member is removed only if it reaches it with its own survivor
+    (components.verified_survivors): a chain A~B~C does not remove C for A when A and C differ."""
     centre, leaf = components.stars(*read_pairs(round_dir(work, final_round, partition)))
     roots = np.unique(centre)
     cluster = np.concatenate([roots, centre])
@@ -138,10 +141,20 @@ def cluster_task(partition: int, work: Path, final_round: int) -> dict:
     order = np.lexsort((member, cluster))
     cluster, member = cluster[order], member[order]
     ids, priority = node_info(work, member)
-    survivor = components.survivors(cluster, member, priority)
+    if config.survivor_threshold is None:  # FineWeb's setting: every member of a component goes for its survivor
+        survivor = components.survivors(cluster, member, priority)
+    else:
+        survivor = components.verified_survivors(cluster, member, priority, lambda members, kept: candidate_similarity(
+            work, members, kept, config.verify_method, params.num_hashes) >= config.survivor_threshold)
+    unchained = int(np.sum(member == survivor)) - len(roots)  # kept beyond one per component: unlike its survivor
     by_member = np.argsort(member)  # members are distinct: a node is in one star
     survivor_ids = ids.take(by_member[np.searchsorted(member, survivor, sorter=by_member)])
-    duplicates = pa.table([ids, cluster, survivor_ids], schema=DUPLICATE_SCHEMA)
+    # duplicates.parquet: the clusters as deduplicated (a component that verification split is several;
+    # a member kept alone is in none), rows by cluster then input order
+    cluster, sizes = components.survivor_groups(member, survivor)
+    in_cluster = np.flatnonzero(sizes > 1)
+    in_cluster = in_cluster[np.lexsort((member[in_cluster], cluster[in_cluster]))]
+    duplicates = pa.table([ids.take(in_cluster), cluster[in_cluster], survivor_ids.take(in_cluster)], schema=DUPLICATE_SCHEMA)
     write_parquet(duplicates_path(work, partition), duplicates)
     removed = member[member != survivor]
     shards = components.shard_of(removed)
@@ -149,7 +162,8 @@ def cluster_task(partition: int, work: Path, final_round: int) -> dict:
         rows = np.sort(components.row_of(removed[shards == shard_index]))
         path = removed_dir(work, int(shard_index)) / f"from-{partition:05d}.parquet"
         write_parquet(path, pa.table([rows], schema=REMOVED_SCHEMA))
-    return {"clusters": len(roots), "documents": len(member), "removed": len(removed)}
+    return {"clusters": len(np.unique(cluster[in_cluster])), "documents": len(in_cluster), "removed": len(removed),
+            "unchained": unchained}
 
 
 def write_task(shard_index: int, shard: str, output: str, work: Path, batch_size: int) -> dict:

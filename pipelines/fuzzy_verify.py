@@ -50,7 +50,7 @@ def true_jaccard(work: Path, larger: np.ndarray, smaller: np.ndarray) -> np.ndar
     """Per edge: the Jaccard similarity of its two documents' shingle sets, read from their shards' files.
 
     Edges are taken by pair of shards, so each call merges sets from two files; the OS pages in only the
-    sets asked for."""
+    sets asked for, and only two files are mapped at a time."""
     similarity = np.empty(len(larger), dtype=np.float64)
     shard_a, shard_b = components.shard_of(larger), components.shard_of(smaller)
     order = np.lexsort((shard_b, shard_a))
@@ -59,9 +59,9 @@ def true_jaccard(work: Path, larger: np.ndarray, smaller: np.ndarray) -> np.ndar
     for start, end in zip(starts, [*starts[1:], len(order)]):
         chosen = order[start:end]
         a, b = int(shard_a[chosen[0]]), int(shard_b[chosen[0]])
-        for shard in (a, b):
-            if shard not in sets:
-                sets[shard] = read_shingle_sets(work, shard)
+        # Only the two shards of this group stay mapped: the pages a mapping has touched count in the
+        # task's RSS until it is dropped, and a partition's edges reach into every shard.
+        sets = {shard: sets[shard] if shard in sets else read_shingle_sets(work, shard) for shard in (a, b)}
         rows_a, rows_b = components.row_of(larger[chosen]), components.row_of(smaller[chosen])
         similarity[chosen] = minhash.set_jaccard(sets[a], rows_a, sets[b], rows_b)
     return similarity

@@ -107,7 +107,9 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
         for split, packer in packers.items():
             packer.write(targets[split], {**provenance, "split": split})
         entries = {split: _entry(targets[split], {**provenance, "split": split}) for split in splits}
-    return {**entries, "skipped": skipped}
+    import resource
+
+    return {**entries, "skipped": skipped, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def main(config: TokenShardsConfig) -> dict:
@@ -177,6 +179,7 @@ def main(config: TokenShardsConfig) -> dict:
         "validation_documents": manifest.get("validation", {}).get("documents", 0),
         "shards": len(results),
         "shards_kept": sum(r["skipped"] for r in results),
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in results), default=0.0),  # of a worker, over its tasks so far
         "seconds": round(seconds, 3),
         "tokens_per_second": round((sum(m["tokens"] for m in manifests.values()) + dropped) / max(seconds, 1e-9)),
         "output_dir": str(output),

@@ -57,6 +57,35 @@ def _spawn(name: str, command: list[str], env: dict[str, str]) -> tuple[subproce
     return process, log
 
 
+def start_mlflow_server(port: int, store_uri: str, artifacts: str, *, name: str = "mlflow", workers: int = 1) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port over `store_uri`, in its own process group (log under the state
+    folder's logs/); returns once /health answers. One worker process by default: a local stack's load
+    is one user, and each worker costs ~150 MB and seconds of start-up."""
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    if store_uri.startswith("sqlite:///"):
+        Path(store_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    process, log = _spawn(name, [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                                 "--backend-store-uri", store_uri, "--default-artifact-root", artifacts, "--workers", str(workers)], env)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", name, process, log)
+    except Exception:
+        stop_process_group(process)
+        raise
+    return process
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the process group `process` leads, then SIGKILL what is left after `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def up() -> int:
     if _pid_file().exists() and any(_alive(pid) for pid in json.loads(_pid_file().read_text()).values()):
         print(f"the stack is already running ({_pid_file()}); `make down` stops it")
@@ -68,14 +97,9 @@ def up() -> int:
         pids["ray"] = head.process.pid
 
         print("[up] mlflow ui ...", flush=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         uri = tracking_uri()
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        mlflow, log = _spawn("mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(PORTS["mlflow"]),
-                                        "--backend-store-uri", uri, "--default-artifact-root", artifact_root()], env)
+        mlflow = start_mlflow_server(PORTS["mlflow"], uri, artifact_root())
         pids["mlflow"] = mlflow.pid
-        _wait_http(f"http://127.0.0.1:{PORTS['mlflow']}/health", "mlflow", mlflow, log)
 
         print("[up] airflow (api-server, scheduler, dag-processor, triggerer) ...", flush=True)
         home = airflow_home.configure()

@@ -89,16 +89,20 @@ class MetricsFile(Callback):
 
 
 class MLflowMetrics(Callback):
-    """Rank 0's MLflow metrics, one batched call per log step (each call is a round trip to a server).
+    """Rank 0's MLflow metrics, one batch per log step, sent in the background (common.tracking.MetricSender):
+    a round trip to the server never stalls a step, and a server outage is retried, not fatal.
 
     A resumed run logs into the same run; steps that run already logged before it was stopped are
     skipped, so no step appears twice in a metric's history."""
 
-    def __init__(self, config, run_id: str, tracking_uri: str | None):
+    def __init__(self, config, run_id: str, tracking_uri: str | None, say):
         from mlflow import MlflowClient
+
+        from common.tracking import MetricSender
 
         self.config, self.run_id = config, run_id
         self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.sender = MetricSender(self.client, run_id, warn=say)
         self.logged_up_to = 0
 
     def on_start(self, state, *, resumed: bool) -> None:
@@ -110,27 +114,14 @@ class MLflowMetrics(Callback):
         if is_log_step(self.config, state.step) and state.step > self.logged_up_to:
             values = {**metrics, "tokens": state.tokens}
             values |= {f"tokens.{source}": count for source, count in state.tokens_by_source.items()}
-            self.log(values, state.step)
+            self.sender.send(values, state.step)
         if stop:
-            self.flush()
+            self.sender.flush()
 
     def on_end(self, state, *, engine) -> None:
         if state.step > self.logged_up_to:
-            self.log({"final_loss": read_metrics_log(self.config.output_dir)[-1]["loss"]}, state.step)
-        self.flush()
-
-    def log(self, metrics: dict[str, float], step: int) -> None:
-        """Queued, not awaited (MLflow's async logging): a round trip to the server no longer stalls the
-        step that logs (bench/train_overhead.py). flush() waits for the queue; on_end and a stop call it."""
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()], synchronous=False)
-
-    def flush(self) -> None:
-        import mlflow
-
-        mlflow.flush_async_logging()
+            self.sender.send({"final_loss": read_metrics_log(self.config.output_dir)[-1]["loss"]}, state.step)
+        self.sender.flush()
 
 
 class Checkpointer(Callback):
@@ -208,6 +199,6 @@ def default_callbacks(config, rank: int, world_size: int, job, *, run_id: str | 
     if rank == 0:
         callbacks += [ConsoleLog(config, say), MetricsFile(config)]
         if run_id:
-            callbacks.append(MLflowMetrics(config, run_id, tracking_uri))
+            callbacks.append(MLflowMetrics(config, run_id, tracking_uri, say))
     callbacks.append(Checkpointer(config, rank, job, say))
     return callbacks

@@ -2,12 +2,15 @@
 raylets as on separate machines): the corpus jobs and a 2-worker training run go through the Ray Job API
 exactly as a DAG task submits them, and their tasks are spread over both worker nodes. A worker node
 killed while one of its tasks runs leaves each corpus job (build, fuzzy dedup, token shards) to finish
-on the other: its output is byte-identical to the undisturbed run's."""
+on the other: its output is byte-identical to the undisturbed run's. A worker node killed under a
+training worker: the job restarts its workers (max_failures) from the newest checkpoint once the node
+is back."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -112,21 +115,62 @@ def test_corpus_jobs_and_training_spread_over_two_nodes(cluster, chain):
     assert len({w.node_id for w in workers}) == 2  # one training worker per node
 
 
-@pytest.mark.parametrize("name", ["corpus_build", "fuzzy_dedup", "token_shards"])
-def test_a_worker_node_lost_mid_job_changes_no_byte(cluster, chain, name, tmp_path):
+def submit_in_background(head, module: str, overrides: dict):
+    """`submit_and_wait` in a child process (its output: the job's log), so the test can act meanwhile."""
     import subprocess
     import sys
 
+    command = [sys.executable, "-c", "import sys, json; from orchestration.ray_jobs import submit_and_wait; "
+               f"submit_and_wait({module!r}, json.loads(sys.argv[1]), address={head.dashboard_url!r})", json.dumps(overrides)]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def lose_node(cluster, index: int) -> None:
+    """SIGKILL a worker node's raylet and everything under it at once (a machine lost)."""
+    node = cluster[1][index]
+    os.killpg(node.process.pid, signal.SIGKILL)
+    node.process.wait()
+
+
+def rejoin_node(cluster, index: int) -> None:
     from stack.local_ray import start_worker_node
 
+    head, nodes = cluster
+    nodes[index] = start_worker_node(head, num_cpus=1, resources={("node_a", "node_b")[index]: 1})
+
+
+def test_a_worker_node_lost_mid_training_resumes_from_the_newest_checkpoint(cluster, chain, tmp_path):
+    head, nodes = cluster
+    output_dir, steps = tmp_path / "pretrain", 24
+    submitter = submit_in_background(head, "trainer.pretrain", {
+        "tokens_dir": str(chain / "tokens"), "output_dir": str(output_dir), "num_workers": 2, "steps": steps,
+        "micro_batch_size": 4, "log_every": 1, "checkpoint_every": 4, "val_sequences": 0, "max_failures": 1})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and submitter.poll() is None and not list((output_dir / "checkpoints").glob("step-*")):
+        time.sleep(0.05)
+    training_here = [w for w in running_on(nodes[1]) if "RayTrainWorker" in w]
+    lose_node(cluster, 1)
+    try:
+        # The kill came mid-run: a checkpoint existed, a training worker ran on the node, the run had not ended.
+        logged = [json.loads(line)["step"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+        assert training_here and max(logged) < steps and not (output_dir / "complete.json").exists()
+    finally:
+        rejoin_node(cluster, 1)  # the restarted worker group needs two nodes again
+    output = submitter.communicate(timeout=600)[0]
+    assert submitter.returncode == 0, output[-3000:]
+    assert re.search(r"resuming at step ([1-9]\d*)", output), output[-3000:]
+    lines = [json.loads(line)["step"] for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert lines == list(range(1, steps + 1)) and (output_dir / "complete.json").is_file()  # each step once
+
+
+@pytest.mark.parametrize("name", ["corpus_build", "fuzzy_dedup", "token_shards"])
+def test_a_worker_node_lost_mid_job_changes_no_byte(cluster, chain, name, tmp_path):
     head, nodes = cluster
     # The job again, reading the undisturbed chain's input and writing its own output folder.
     module, overrides, task_name = corpus_jobs(chain)[name]
     output_dir = tmp_path / "output"
     overrides = {**overrides, "output_dir": str(output_dir)}
-    command = [sys.executable, "-c", "import sys, json; from orchestration.ray_jobs import submit_and_wait; "
-               f"submit_and_wait({module!r}, json.loads(sys.argv[1]), address={head.dashboard_url!r})", json.dumps(overrides)]
-    submitter = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    submitter = submit_in_background(head, module, overrides)
     victim = nodes[1]
     deadline, in_flight = time.monotonic() + 180, []
     while time.monotonic() < deadline and not in_flight and submitter.poll() is None:
@@ -134,8 +178,7 @@ def test_a_worker_node_lost_mid_job_changes_no_byte(cluster, chain, name, tmp_pa
         # (the state API reports task states a second or so late, and these tasks last about as long).
         in_flight = [w for w in running_on(victim) if f"ray::{task_name}" in w]
         time.sleep(0.02)
-    os.killpg(victim.process.pid, signal.SIGKILL)  # the raylet and its workers, at once: a machine lost
-    victim.process.wait()
+    lose_node(cluster, 1)
     try:
         # The kill came mid-run: one of the job's tasks was running on that node, and the job had not finished.
         assert in_flight, f"no {task_name} task ran on the second node"
@@ -145,4 +188,4 @@ def test_a_worker_node_lost_mid_job_changes_no_byte(cluster, chain, name, tmp_pa
         expected = output_bytes(chain / Path(corpus_jobs(chain)[name][1]["output_dir"]).name)
         assert expected and output_bytes(output_dir) == expected
     finally:
-        nodes[1] = start_worker_node(head, num_cpus=1, resources={"node_b": 1})  # the next case needs two nodes again
+        rejoin_node(cluster, 1)  # the next case needs two nodes again

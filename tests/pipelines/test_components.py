@@ -115,3 +115,27 @@ def test_survivor_is_the_smallest_priority_then_the_first_node():
     assert cc.survivors(cluster, member, longest).tolist() == [2, 2, 2, 60, 60]
     shuffled = np.array([4, 0, 3, 1, 2])
     assert cc.survivors(cluster[shuffled], member[shuffled], longest[shuffled]).tolist() == [60, 2, 60, 2, 2]
+
+
+def test_verified_survivors_split_a_chain_where_members_are_unlike_its_survivor():
+    # one component 1-2-3-4 (a chain), and 50-60; 1~2 and 3~4 are alike, nothing else is
+    cluster = np.array([1, 1, 1, 1, 50, 50])
+    member = np.array([1, 2, 3, 4, 50, 60])
+    alike = {(2, 1), (4, 3), (60, 50)}
+
+    def similar(members, survivors):
+        return np.array([(int(m), int(s)) in alike for m, s in zip(members, survivors)])
+
+    priority = np.zeros(6, dtype=np.int64)
+    assert cc.verified_survivors(cluster, member, priority, similar).tolist() == [1, 1, 3, 3, 50, 50]
+    # everything alike: the plain survivors
+    assert cc.verified_survivors(cluster, member, priority, lambda m, s: np.ones(len(m), bool)).tolist() == \
+        cc.survivors(cluster, member, priority).tolist()
+    # nothing alike: every member is kept
+    assert cc.verified_survivors(cluster, member, priority, lambda m, s: np.zeros(len(m), bool)).tolist() == member.tolist()
+
+    # the clusters as deduplicated: 1-2 and 3-4 (ids: their smallest member), each of two
+    clusters, sizes = cc.survivor_groups(member, np.array([1, 1, 3, 3, 50, 50]))
+    assert clusters.tolist() == [1, 1, 3, 3, 50, 50] and sizes.tolist() == [2, 2, 2, 2, 2, 2]
+    clusters, sizes = cc.survivor_groups(member, member)  # nothing removed: clusters of one
+    assert sizes.tolist() == [1] * 6

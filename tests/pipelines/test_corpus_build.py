@@ -182,6 +182,21 @@ def test_rerun_gives_byte_identical_shards_and_removes_stale_ones(built, inputs)
     assert json.loads((output_dir / "manifest.json").read_text())["shards"] == json.loads(manifest_before)["shards"]
 
 
+def test_dedup_partitions_follow_the_input_size_unless_given(built, inputs, tmp_path):
+    import math
+
+    from pipelines.readers.inputs import expand_inputs
+
+    _, reference = built
+    size = sum(f.stat().st_size for f in expand_inputs([str(inputs)]))
+    per_partition = size // 5 + 1
+    output_dir = tmp_path / "sized"
+    main(build_config(inputs=[str(inputs)], output_dir=str(output_dir), bytes_per_partition=per_partition))
+    assert json.loads((output_dir / "config.json").read_text())["num_partitions"] == math.ceil(size / per_partition) == 5
+    assert json.loads((output_dir / "manifest.json").read_text())["shards"] == json.loads((reference / "manifest.json").read_text())["shards"]
+    assert load_config(CorpusBuildConfig, overrides=["inputs=a.jsonl"]).num_partitions is None  # the default: sized from the input
+
+
 def test_missing_input_fails_before_anything_is_written(inputs, tmp_path):
     missing = tmp_path / "no-such-corpus"
     output_dir = tmp_path / "out"

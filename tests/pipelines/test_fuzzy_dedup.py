@@ -178,6 +178,47 @@ def test_shingle_verification_uses_the_true_jaccard_of_the_pair(corpus, tmp_path
     assert "b1-longer" not in clusters(tmp_path / "above")
 
 
+def test_a_chain_of_near_duplicates_does_not_remove_a_document_unlike_its_survivor(tmp_path):
+    """A~B and B~C (Jaccard 0.706 each, over 5-word shingles) but A and C share under half their shingles
+    (0.487): the component is A-B-C, yet C must not go for A. B goes, C stays; with FineWeb's setting
+    (no verification) the chain removes C too."""
+    import itertools
+
+    words = ["".join(letters) for letters in itertools.product("bcdfghjklm", repeat=3)]
+    n, k = 300, 51  # B's distinct words; A and C replace k of them, at either end
+    base, fresh = words[:n], iter(words[n:])
+    texts = {
+        "A": [next(fresh) for _ in range(k)] + base[k:],
+        "B": base,
+        "C": base[:-k] + [next(fresh) for _ in range(k)],
+        "other": [next(fresh) for _ in range(n)],
+    }
+    shingles = {name: {tuple(t[i:i + 5]) for i in range(len(t) - 4)} for name, t in texts.items()}
+
+    def jaccard(a: str, b: str) -> float:
+        return len(shingles[a] & shingles[b]) / len(shingles[a] | shingles[b])
+
+    assert jaccard("A", "B") >= 0.7 and jaccard("B", "C") >= 0.7 and jaccard("A", "C") < 0.5
+    folder = tmp_path / "corpus"
+    (folder / "documents").mkdir(parents=True)
+    ids = list(texts)
+    table = pa.table([ids, [" ".join(texts[i]) for i in ids], ["web"] * len(ids)], schema=DOCUMENT_SCHEMA)
+    pq.write_table(table, folder / "documents" / "shard-00000.parquet")
+    write_corpus_manifest(folder)
+    # 20 bands of 2 rows: every pair above J = 0.4 is a candidate (A-C too, dropped by verification).
+    lsh = {"preset": "custom", "shingle": "word", "ngram": 5, "bands": 20, "rows": 2}
+    stats = main(config(folder, tmp_path / "verified", **lsh))  # the defaults: verify_threshold 0.7, survivor_threshold 0.5
+    assert kept_ids_of(tmp_path / "verified") == ["A", "C", "other"]
+    assert {i: s for i, (_, s) in clusters(tmp_path / "verified").items()} == {"A": "A", "B": "A"}  # C in no cluster
+    assert stats["documents_unchained"] == 1 and stats["clusters"] == 1
+    main(config(folder, tmp_path / "fineweb", verify_threshold=None, survivor_threshold=None, **lsh))
+    assert kept_ids_of(tmp_path / "fineweb") == ["A", "other"]
+
+
+def kept_ids_of(output_dir: Path) -> list[str]:
+    return pq.read_table(output_dir / "documents" / "shard-00000.parquet")["id"].to_pylist()
+
+
 def test_a_rerun_after_a_crash_redoes_only_unfinished_tasks(corpus, built, tmp_path, monkeypatch):
     output_dir = tmp_path / "crashed"
     run_round = fuzzy_dedup.run_round

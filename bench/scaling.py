@@ -1,0 +1,203 @@
+"""Cost as the work grows: the whole corpus chain (build, fuzzy dedup, token shards) on 0.25 to 10 GB.
+
+    .venv/bin/python bench/scaling.py [--sizes 0.25,1,4,10] [--work /tmp/scaling] [--keep-inputs]
+
+Input per size: the shared debian-docs corpus (../shared/corpora/debian-docs) replicated by the benches'
+generator (bench.near_duplicates.replicated: copy 0 as it is, later copies with 0-10% word edits) to
+that many GB of text, as zstd JSON lines files of about 64 MB of text each: raw input, as a user brings
+it. One tokenizer (vocabulary 8,192) is trained once on the smallest size's corpus and used for all.
+
+Each stage is its job's own command line (`python -m pipelines.corpus_build ...`, log_to_mlflow=false)
+joined to one local Ray head on this machine's cores, one size after the other. Per size and stage:
+
+- wall seconds;
+- CPU seconds per GB of input text: the busy time of every core during the stage, from /proc/stat, so
+  it counts Ray's own processes too (keep the machine otherwise idle);
+- peak RSS per worker, from the job's stats (each task's getrusage);
+- peak work-file bytes and files: the most the job's output folder (with its _work/) held during the
+  stage, less what it holds at the end, sampled every second;
+- each size's per-GB cost over the 1 GB run's (the target: within 20% from 1 to 10 GB, RSS flat).
+
+Disk: a size's input, corpus, fuzzy corpus and tokens exist together (about 2.5x the text: 25 GB at
+10 GB) and are deleted before the next size unless --keep-inputs keeps the generated inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from bench.near_duplicates import read_documents, replicated  # noqa: E402
+
+SHARED_CORPUS = ROOT.parent / "shared" / "corpora" / "debian-docs"
+FILE_TEXT_BYTES = 64_000_000
+NO_FILTERS = ["gopher_quality=false", "c4=false"]  # the docs are not web prose (as the demo)
+
+
+def make_input(folder: Path, size_gb: float, seed: int = 0) -> dict:
+    """Raw zstd JSON lines of the replicated corpus in `folder` (made once; info.json marks it complete)."""
+    import zstandard
+
+    info_file = folder / "info.json"
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    originals = list(read_documents(sorted(SHARED_CORPUS.glob("docs-*.jsonl*"))))
+    rng = np.random.default_rng(seed)
+    vocabulary = sorted({w for _, text, _ in originals[:5000] for w in text.split() if w.isalpha()})
+    files = documents = total = 0
+    lines: list[bytes] = []
+    text_bytes = 0
+
+    def flush() -> None:
+        nonlocal files, lines, text_bytes
+        data = zstandard.ZstdCompressor(level=3).compress(b"".join(lines))
+        (folder / f"part-{files:05d}.jsonl.zst").write_bytes(data)
+        files, lines, text_bytes = files + 1, [], 0
+
+    started = time.perf_counter()
+    for doc_id, text, source, _ in replicated(originals, size_gb * 1e9, vocabulary, rng):
+        lines.append(json.dumps({"id": doc_id, "text": text, "source": source}).encode() + b"\n")
+        size = len(text.encode("utf-8"))
+        documents, total, text_bytes = documents + 1, total + size, text_bytes + size
+        if text_bytes >= FILE_TEXT_BYTES:
+            flush()
+            print(f"  input {size_gb:g} GB: {total / 1e9:.2f} GB written ({time.perf_counter() - started:.0f} s)", flush=True)
+    if lines:
+        flush()
+    info = {"documents": documents, "text_bytes": total, "files": files,
+            "file_bytes": sum(p.stat().st_size for p in folder.glob("*.zst"))}
+    info_file.write_text(json.dumps(info))
+    return info
+
+
+def busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def folder_usage(folder: Path) -> tuple[int, int]:
+    """(bytes, files) under `folder`."""
+    total = files = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+                files += 1
+            except OSError:  # renamed or removed meanwhile
+                pass
+    return total, files
+
+
+class PeakUsage(threading.Thread):
+    """The most bytes and files `folder` held, sampled every second."""
+
+    def __init__(self, folder: Path):
+        super().__init__(daemon=True)
+        self.folder, self.bytes, self.files, self.done = folder, 0, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            size, files = folder_usage(self.folder)
+            self.bytes, self.files = max(self.bytes, size), max(self.files, files)
+
+
+def stage(module: str, args: list[str], output_dir: Path, ray_address: str) -> dict:
+    """Run one job; its wall and busy CPU seconds, peak folder bytes, and its stats."""
+    watcher = PeakUsage(output_dir)
+    watcher.start()
+    cpu, started = busy_seconds(), time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", module, *args, "log_to_mlflow=false"], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, RAY_ADDRESS=ray_address))
+    wall, cpu = time.perf_counter() - started, busy_seconds() - cpu
+    watcher.done.set()
+    watcher.join()
+    if result.returncode:
+        raise RuntimeError(f"{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    final, final_files = folder_usage(output_dir)
+    stats_file = next(p for p in (output_dir / "stats.json", output_dir / "report.json") if p.is_file())
+    stats = json.loads(stats_file.read_text())
+    rss = stats["peak_rss_mb"]
+    return {"wall": wall, "cpu": cpu, "work_bytes": max(watcher.bytes - final, 0), "work_files": max(watcher.files - final_files, 0),
+            "output_bytes": final,
+            "peak_rss_mb": max(rss.values()) if isinstance(rss, dict) else rss}
+
+
+def chain(size_gb: float, work: Path, tokenizer: Path | None, ray_address: str) -> tuple[dict, dict[str, dict], Path | None]:
+    """Input info, per-stage figures, and the tokenizer (trained here when `tokenizer` is None)."""
+    inputs = work / f"input-{size_gb:g}gb"
+    info = make_input(inputs, size_gb)
+    out = work / f"out-{size_gb:g}gb"
+    shutil.rmtree(out, ignore_errors=True)
+    figures = {"corpus_build": stage("pipelines.corpus_build", [f"inputs={inputs}", f"output_dir={out / 'corpus'}", *NO_FILTERS],
+                                     out / "corpus", ray_address)}
+    figures["fuzzy_dedup"] = stage("pipelines.fuzzy_dedup", [f"corpus_dir={out / 'corpus'}", f"output_dir={out / 'corpus_fuzzy'}"],
+                                   out / "corpus_fuzzy", ray_address)
+    if tokenizer is None:
+        tokenizer = work / "tokenizer"
+        subprocess.run([sys.executable, "-m", "tokenizer.train", f"corpus_dir={out / 'corpus_fuzzy'}", f"output_dir={tokenizer}",
+                        "vocab_size=8192", "log_to_mlflow=false"], cwd=ROOT, check=True, capture_output=True)
+    figures["token_shards"] = stage("pipelines.token_shards", [f"corpus_dir={out / 'corpus_fuzzy'}", f"tokenizer_dir={tokenizer}",
+                                                               f"output_dir={out / 'tokens'}", "seq_len=2048"], out / "tokens", ray_address)
+    return info, figures, tokenizer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="0.25,1,4,10")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/scaling"))
+    parser.add_argument("--keep-inputs", action="store_true")
+    args = parser.parse_args()
+    from stack.local_ray import start_head
+
+    sizes = [float(s) for s in args.sizes.split(",")]
+    print(f"# scaling: corpus_build -> fuzzy_dedup -> token_shards, {os.cpu_count()} cores, sizes {', '.join(f'{s:g}' for s in sizes)} GB")
+    print("| GB of text | stage | wall s | CPU s per GB | per-GB cost / 1 GB's | peak RSS per worker MB | peak work files GB | work files | output GB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    head = start_head()
+    tokenizer, per_gb, rows = None, {}, []
+    try:
+        for size in sorted(sizes):
+            info, figures, tokenizer = chain(size, args.work, tokenizer, head.gcs_address)
+            gigabytes = info["text_bytes"] / 1e9
+            figures["chain"] = {"wall": sum(f["wall"] for f in figures.values()), "cpu": sum(f["cpu"] for f in figures.values()),
+                                "peak_rss_mb": max(f["peak_rss_mb"] for f in figures.values()),
+                                "work_bytes": max(f["work_bytes"] for f in figures.values()),
+                                "work_files": max(f["work_files"] for f in figures.values()),
+                                "output_bytes": sum(f["output_bytes"] for f in figures.values())}
+            for name, f in figures.items():
+                per_gb[(size, name)] = f["cpu"] / gigabytes
+                baseline = per_gb.get((1.0, name))
+                ratio = f"{per_gb[(size, name)] / baseline:.2f}" if baseline else "-"
+                row = (f"| {gigabytes:.2f} | {name} | {f['wall']:.0f} | {per_gb[(size, name)]:.0f} | {ratio} | {f['peak_rss_mb']:.0f} | "
+                       f"{f['work_bytes'] / 1e9:.2f} | {f['work_files']:,} | {f['output_bytes'] / 1e9:.2f} |")
+                rows.append(row)
+                print(row, flush=True)
+            shutil.rmtree(args.work / f"out-{size:g}gb", ignore_errors=True)
+            if not args.keep_inputs:
+                shutil.rmtree(args.work / f"input-{size:g}gb", ignore_errors=True)
+    finally:
+        head.stop()
+    if any(size < 1 for size in sizes) and 1.0 in sizes:  # the sizes below 1 GB were printed before the baseline existed
+        print("\nper-GB cost / 1 GB's for the smaller sizes: " + ", ".join(
+            f"{size:g} GB {name} {per_gb[(size, name)] / per_gb[(1.0, name)]:.2f}"
+            for size in sizes if size < 1 for name in ("corpus_build", "fuzzy_dedup", "token_shards", "chain")))
+
+
+if __name__ == "__main__":
+    main()
