@@ -70,6 +70,14 @@ class RayHead:
                 self.process.wait()
 
 
+def _agent_ports() -> list[str]:
+    """Free ports for a node's agents. Ray's defaults (52365 for the dashboard agent, whose HTTP server
+    takes job submissions) are fixed: an agent left behind by a killed cluster would hold them, and the
+    new head would answer every submission with "No available agent"."""
+    return ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+            "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
+
+
 def start_head(*, num_cpus: int | None = None, dashboard_port: int | None = None, timeout: float = 90.0) -> RayHead:
     """Start `ray start --head --block` on 127.0.0.1 and wait until its job server answers."""
     gcs_port, dashboard_port = free_port(), dashboard_port or free_port()
@@ -81,7 +89,7 @@ def start_head(*, num_cpus: int | None = None, dashboard_port: int | None = None
         str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
         "--node-ip-address", "127.0.0.1", "--port", str(gcs_port),
         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-        "--temp-dir", str(temp_dir), "--object-store-memory", str(1 << 30), "--disable-usage-stats",
+        "--temp-dir", str(temp_dir), "--object-store-memory", str(1 << 30), "--disable-usage-stats", *_agent_ports(),
     ]
     if num_cpus is not None:
         command += ["--num-cpus", str(num_cpus)]
@@ -121,7 +129,7 @@ def start_worker_node(head: RayHead, *, num_cpus: int, resources: dict[str, floa
     command = [
         str(Path(sys.executable).parent / "ray"), "start", "--address", head.gcs_address, "--block",
         "--node-ip-address", "127.0.0.1", "--num-cpus", str(num_cpus), "--resources", json.dumps(resources or {}),
-        "--object-store-memory", str(1 << 29), "--disable-usage-stats",
+        "--object-store-memory", str(1 << 29), "--disable-usage-stats", *_agent_ports(),
     ]
     log = open(log_path, "ab")
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
