@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -78,8 +77,7 @@ class MetricSender:
         self.client, self.run_id = client, run_id
         self.give_up_after, self.max_delay, self.warn = give_up_after, max_delay, warn
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-metrics")  # one thread: in order
-        self._pending: list[Future] = []
-        self._lock = threading.Lock()
+        self._pending: list[Future] = []  # touched by the caller's thread only
         self.failed_batches = 0
 
     def send(self, metrics: dict[str, float], step: int) -> None:
@@ -88,15 +86,12 @@ class MetricSender:
 
         now = int(time.time() * 1000)
         batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        with self._lock:
-            self._pending = [future for future in self._pending if not future.done()]
-            self._pending.append(self._executor.submit(self._send_with_retry, batch, step))
+        self._pending = [future for future in self._pending if not future.done()]
+        self._pending.append(self._executor.submit(self._send_with_retry, batch, step))
 
     def flush(self) -> None:
         """Wait until every queued batch is sent (or given up)."""
-        with self._lock:
-            pending = list(self._pending)
-        wait(pending)
+        wait(self._pending)
 
     def _send_with_retry(self, batch: list, step: int) -> None:
         deadline, delay, attempt = time.monotonic() + self.give_up_after, 1.0, 0
