@@ -42,10 +42,11 @@ up: $(PY)
 down: $(PY)
 	$(PY) -m stack.services down
 
-# Re-resolve the lock after changing pyproject.toml (torch's local "+cpu" tag is dropped so the
-# same lock takes a CUDA build of the same version on a GPU machine).
+# Re-resolve the lock after changing pyproject.toml. The current pins are kept as preferences (only
+# what the change needs moves); torch's local "+cpu" tag is put back for the resolve, so the CPU wheel
+# satisfies it, then dropped, so the same lock takes a CUDA build of the same version on a GPU machine.
 lock: $(PY)
-	rm -f requirements.lock  # an existing lock is taken as preferences, and its torch pin would pull CUDA
+	sed -i 's/^torch==\([0-9.]*\)$$/torch==\1+cpu/' requirements.lock
 	$(UV) pip compile pyproject.toml --extra dev $(UV_FLAGS) --python-version 3.11 -o requirements.lock
 	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
 

@@ -44,11 +44,14 @@ def setup_mlflow(experiment: str):
 
 
 @contextlib.contextmanager
-def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None, *, run_id: str | None = None) -> Iterator[Any]:
+def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None, *, run_id: str | None = None,
+               parent_run_id: str | None = None) -> Iterator[Any]:
     """Start a run and log `params`, or continue the run `run_id` (a resumed job: its params were logged
-    when it started, and MLflow refuses to change a param); print its id so a DAG log can find it."""
+    when it started, and MLflow refuses to change a param); print its id so a DAG log can find it.
+    `parent_run_id`: the new run is that run's child (MLflow's nested runs, shown under it)."""
     mlflow = setup_mlflow(experiment)
-    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else None
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)
     # Ended by hand, not by start_run's context (which says FAILED for any exception): a SIGTERM is KILLED.
     # A block that ends the run itself (mlflow.end_run) leaves nothing active, and the end_run below does nothing.
     try:

@@ -6,7 +6,7 @@ A final export (a training job's output_dir, `trainer.convert`'s output):
     model_config.json   the ModelConfig's fields: enough to rebuild the model before loading the weights
     config.json         the job config that made it
     train_metrics.json  first and final loss, steps (training jobs)
-    tokenizer.json      the sha256 and vocabulary size of the tokenizer it was trained with (training jobs):
+    tokenizer_ref.json  the sha256 and vocabulary size of the tokenizer it was trained with (training jobs):
                         SFT, sampling and continued pretraining refuse another (`tokenizer_mismatch`)
     complete.json       the files above with their sizes; written last: `weights_and_config` requires it
     metrics.jsonl       one line per logged step (training jobs; each step once, also after a resume)
@@ -48,8 +48,10 @@ METRICS_LOG = "metrics.jsonl"
 RUN = "run.json"
 SAMPLES = "samples.jsonl"
 """What `trainer.sample` appends to, beside the checkpoint it sampled."""
+EVAL_RESULTS = "eval_results.json"
+"""lm-eval's results of the newest `trainer.evaluate` run, beside the checkpoint it scored."""
 
-TOKENIZER_REF = "tokenizer.json"
+TOKENIZER_REF = "tokenizer_ref.json"
 """{"sha256", "vocab_size"} of the tokenizer an export was trained with."""
 
 STOP_REQUEST = "stop_requested"
@@ -78,7 +80,7 @@ def write_tokenizer_ref(folder: str | Path, sha256: str, vocab_size: int) -> Non
 
 def tokenizer_mismatch(folder: str | Path, sha256: str | None, vocab_size: int) -> str | None:
     """Why the tokenizer (sha256, vocab_size) does not go with the export in `folder`, or None. An export
-    without tokenizer.json (imported, or older) is checked on its model's vocabulary alone."""
+    without tokenizer_ref.json (imported, or older) is checked on its model's vocabulary alone."""
     folder = Path(folder)
     model_vocab = read_model_config(folder)["vocab_size"]
     if vocab_size > model_vocab:

@@ -12,11 +12,11 @@ DEFAULT_WORK_DIR = "out"
 FOLDERS = {
     "corpus": "cleaned, exactly deduplicated documents (formats/corpus.py)",
     "corpus_fuzzy": "the same without near duplicates (formats/corpus.py)",
-    "tokenizer": "tokenizer.model and special_tokens.json",
+    "tokenizer": "our tokenizer.model and special_tokens.json (any stage also takes a Hugging Face tokenizer folder)",
     "tokens": "fixed-length token sequences (formats/token_shards.py)",
     "sft_tokens": "SFT pairs, tokenized and padded (formats/token_shards.py)",
     "pretrain": "the pretraining checkpoint (formats/checkpoint.py)",
-    "sft": "the fine-tuned checkpoint and its samples (formats/checkpoint.py)",
+    "sft": "the fine-tuned checkpoint, its samples and evaluation results (formats/checkpoint.py)",
 }
 """Every folder of a build, in the order the jobs make them."""
 
@@ -29,6 +29,7 @@ JOB_FOLDERS: dict[str, dict[str, str]] = {
     "pipelines.sft_shards": {"tokenizer_dir": "tokenizer", "output_dir": "sft_tokens"},
     "trainer.sft": {"sft_tokens_dir": "sft_tokens", "init_checkpoint": "pretrain", "tokenizer_dir": "tokenizer", "output_dir": "sft"},
     "trainer.sample": {"checkpoint": "sft", "tokenizer_dir": "tokenizer"},
+    "trainer.evaluate": {"checkpoint": "sft", "tokenizer_dir": "tokenizer"},
 }
 """Per job (its module), the config fields that name a folder of the build, and which folder."""
 

@@ -2,8 +2,9 @@
 
 SFT at LLaDA's scale (4.5M pairs) cannot hold every pair in every rank's memory as Python lists: this job
 tokenizes them once, and the trainer streams them with the pretraining loader (trainer/data/). One task
-per conversation file (a Ray task unless runner=local) reads it line by line (tokenizer/conversations.py:
-every assistant turn a pair, bad lines counted and named) and writes every pairs_per_file pairs one
+per conversation file (a Ray task unless runner=local) streams it (tokenizer/conversations.py: JSON lines
+or Parquet, messages or prompt/response; every assistant turn a pair, or one per dialogue; bad records
+counted and named) and writes every pairs_per_file pairs one
 token file (formats/token_shards.py): rows of prompt + response right-padded with EOS to max_seq_len,
 with their prompt_length and length. The manifest, written last, holds the counts and the tokenizer's
 sha256. The same inputs give the same bytes.
@@ -44,7 +45,7 @@ def _write(path: Path, rows: np.ndarray, prompt_lengths: list[int], lengths: lis
 
 
 def tokenize_conversations(path: str, source: str, index: int, output_dir: str, tokenizer_dir: str, max_seq_len: int,
-                           pairs_per_file: int) -> dict:
+                           pairs_per_file: int, turns: str = "all", seed: int = 0) -> dict:
     """Pairs of one conversation file into output_dir/tokens-{index:05d}-PPPPP.arrow; returns the files'
     manifest entries and the file's counts."""
     tokenizer = Tokenizer.load(tokenizer_dir)
@@ -63,7 +64,7 @@ def tokenize_conversations(path: str, source: str, index: int, output_dir: str, 
         prompt_lengths.clear()
         lengths.clear()
 
-    for prompt, response in iter_pairs(path, tokenizer, max_seq_len, stats):
+    for prompt, response in iter_pairs(path, tokenizer, max_seq_len, stats, turns, seed):
         row = len(prompt_lengths)
         rows[row, : len(prompt)] = prompt
         rows[row, len(prompt) : len(prompt) + len(response)] = response
@@ -84,8 +85,8 @@ def main(config: SFTShardsConfig) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     output_dir, tokenizer_dir = str(output.resolve()), str(Path(config.tokenizer_dir).resolve())
-    calls = [(str(Path(path).resolve()), str(path), i, output_dir, tokenizer_dir, config.max_seq_len, config.pairs_per_file)
-             for i, path in enumerate(config.conversations)]
+    calls = [(str(Path(path).resolve()), str(path), i, output_dir, tokenizer_dir, config.max_seq_len, config.pairs_per_file,
+              config.turns, config.seed) for i, path in enumerate(config.conversations)]
     results: dict[int, dict] = {}
     for index, result in make_runner(config.runner).map_unordered(tokenize_conversations, calls):
         results[index] = result

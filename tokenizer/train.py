@@ -26,7 +26,7 @@ from common.files import write_json
 from common.tracking import mlflow_run
 from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
-from tokenizer.encode import Tokenizer
+from tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
 from tokenizer.specials import trainer_options
 
 READ_BATCH_ROWS = 1024
@@ -133,7 +133,7 @@ def main(config: TokenizerConfig) -> dict:
         raise ConfigError(
             f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage"
         ) from None
-    tokenizer = Tokenizer(model.getvalue())
+    tokenizer = SentencePieceTokenizer(model.getvalue())
     tokenizer.save(output)
     ids, vocab_size = tokenizer.special_tokens, tokenizer.vocab_size
     save_config(config, output / "config.json")

@@ -160,9 +160,9 @@ class PretrainConfig(TrainConfig):
     {"out/tokens_web": 0.7, "out/tokens_code": 0.3}: each global batch draws from them in these
     proportions (trainer/data/). Empty: tokens_dir alone."""
     init_checkpoint: str = ""
-    """Start from these weights (an export folder: model.pt + model_config.json), with a fresh optimizer
-    and schedule: continued pretraining, e.g. LLaDA's annealing phase on another mixture or seq_len.
-    Empty: a freshly initialized model."""
+    """Start from these weights (our export folder, or a Hugging Face LLaDA folder such as LLaDA-8B-Base),
+    with a fresh optimizer and schedule: continued pretraining, e.g. LLaDA's annealing phase on another
+    mixture or seq_len. Empty: a freshly initialized model."""
     random_length_prob: float = 0.01
     """Probability per step of cutting the micro-batch to a random length (LLaDA: 1%)."""
 
@@ -183,9 +183,11 @@ class SFTConfig(TrainConfig):
     """SFT pairs written by `pipelines.sft_shards` (one per assistant turn, padded to its max_seq_len),
     streamed by the pretraining loader: memory does not grow with the number of pairs."""
     init_checkpoint: str = default_folder("trainer.sft", "init_checkpoint")
-    """Checkpoint folder to start from (a pretraining output_dir)."""
+    """Checkpoint folder to start from: a pretraining output_dir, or a Hugging Face LLaDA folder
+    (LLaDA-8B-Base or -Instruct: config.json + safetensors)."""
     tokenizer_dir: str = default_folder("trainer.sft", "tokenizer_dir")
-    """Tokenizer folder (tokenizer.model + special_tokens.json)."""
+    """Tokenizer folder: ours (tokenizer.model) or a Hugging Face one (tokenizer.json). Empty: the tokenizer
+    inside init_checkpoint (a Hugging Face LLaDA folder holds its own)."""
     lr: float = 2e-4
     """Peak learning rate (LLaDA-8B SFT: 2.5e-5)."""
     mlflow_experiment: str = "sft"
@@ -197,9 +199,9 @@ class SampleConfig:
     """Generate a completion with the reverse process (docs/SPEC-diffusion.md, Sampling)."""
 
     checkpoint: str = default_folder("trainer.sample", "checkpoint")
-    """Checkpoint folder (model.pt + model_config.json)."""
+    """Checkpoint folder: ours (model.pt + model_config.json) or a Hugging Face LLaDA folder."""
     tokenizer_dir: str = default_folder("trainer.sample", "tokenizer_dir")
-    """Tokenizer folder."""
+    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint`."""
     prompt: str = "What does the `ls` command do?"
     """User message; it is wrapped in the chat layout when `chat` is true."""
     chat: bool = True
@@ -249,4 +251,69 @@ class SampleConfig:
         if self.gen_length % self.block_length:
             raise ConfigError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
         if self.steps % (self.gen_length // self.block_length):
+            raise ConfigError("steps must be a multiple of the number of blocks (gen_length / block_length)")
+
+
+EVAL_TASKS_DIR = "data/eval_tasks"
+"""The local lm-eval tasks shipped in the repo (data/make_eval_tasks.py makes their data)."""
+
+
+@dataclass(kw_only=True)
+class EvaluateConfig:
+    """lm-evaluation-harness tasks on a checkpoint (trainer/lm_eval_model.py), logged beside its training run."""
+
+    checkpoint: str = default_folder("trainer.evaluate", "checkpoint")
+    """Checkpoint folder: ours (model.pt + model_config.json) or a Hugging Face LLaDA folder."""
+    tokenizer_dir: str = default_folder("trainer.evaluate", "tokenizer_dir")
+    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint`."""
+    tasks: list[str] = field(default_factory=lambda: ["demo_cloze"])
+    """lm-eval task names: the local ones of include_path (demo_cloze, demo_whatis), or, with a Hugging Face
+    datasets cache, lm-eval's own (e.g. mmlu, gsm8k, arc_challenge, hellaswag)."""
+    include_path: str = EVAL_TASKS_DIR
+    """Folder of local task YAMLs; empty for lm-eval's own tasks only."""
+    limit: int | None = None
+    """Documents per task (the first ones); empty: all."""
+    num_fewshot: int | None = None
+    """Few-shot examples per prompt; empty: each task's default."""
+    mc_num: int = 128
+    """Monte Carlo masked copies per loglikelihood request (LLaDA: 128)."""
+    mc_batch_size: int = 32
+    """Copies per model call; mc_num must be a multiple."""
+    cfg_scale: float = 0.0
+    """Unsupervised classifier-free guidance on likelihoods and generations (0 = off)."""
+    check_greedy: bool = True
+    """Also decode each loglikelihood answer greedily, for tasks whose metric asks whether it is the greedy one."""
+    chat: bool = False
+    """Ask every request as a user turn of the chat layout (SFT checkpoints)."""
+    gen_length: int = 256
+    """generate_until: tokens generated per request."""
+    block_length: int = 32
+    """generate_until: semi-autoregressive block length (gen_length must be a multiple)."""
+    steps: int | None = None
+    """generate_until: sampler steps in all; empty: gen_length (one token per step)."""
+    threshold: float | None = None
+    """generate_until with the fast sampler: commit positions whose probability reaches this."""
+    cache: str = one_of("none", CACHES)
+    """generate_until with the fast sampler: key/value cache."""
+    baseline: bool = True
+    """Also score an untrained model of the checkpoint's shape (random weights, `seed`): what training added."""
+    seed: int = 0
+    """Seed of every Monte Carlo estimate (each request draws from its own generator) and of the baseline."""
+    mlflow_experiment: str = ""
+    """MLflow experiment; empty: the checkpoint's training run's, whose child run the evaluation becomes."""
+    log_to_mlflow: bool = True
+    """Log each task's metrics to MLflow, and the results JSON as an artifact."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise ConfigError("tasks: give at least one lm-eval task name")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1 (empty: every document), got {self.limit}")
+        if self.mc_num < 1 or self.mc_batch_size < 1 or self.mc_num % self.mc_batch_size:
+            raise ConfigError(f"mc_num ({self.mc_num}) must be a positive multiple of mc_batch_size ({self.mc_batch_size})")
+        if self.cache not in CACHES:
+            raise ConfigError(f"cache must be none, prefix or dual, got {self.cache!r}")
+        if self.gen_length % self.block_length:
+            raise ConfigError(f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length})")
+        if (self.steps or self.gen_length) % (self.gen_length // self.block_length):
             raise ConfigError("steps must be a multiple of the number of blocks (gen_length / block_length)")

@@ -3,8 +3,10 @@
     python -m trainer.convert direction=to_hf input=out/sft output=out/sft-hf tokenizer_dir=out/tokenizer
     python -m trainer.convert direction=from_hf input=LLaDA-8B-Base output=out/llada-8b dtype=bfloat16
 
-to_hf writes config.json (LLaDA's format) and safetensors weights (trainer/hf/export.py), plus this
-job's config as convert_config.json; from_hf writes model.pt, model_config.json and config.json, the files
+to_hf writes config.json (LLaDA's format) and safetensors weights (trainer/hf/export.py), the tokenizer in
+Hugging Face form when tokenizer_dir is given (tokenizer/hf_export.py: ours converted, a Hugging Face one
+copied), so `transformers.AutoTokenizer.from_pretrained(output)` loads it, plus this job's config as
+convert_config.json; from_hf writes model.pt, model_config.json and config.json, the files
 trainer.checkpoint.load_model reads.
 """
 
@@ -39,7 +41,9 @@ class ConvertConfig:
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES
     """to_hf: largest safetensors file; bigger models are split into shards plus model.safetensors.index.json."""
     tokenizer_dir: str | None = None
-    """to_hf: our tokenizer folder; its mask, EOS, pad and BOS ids and vocab size go into config.json."""
+    """to_hf: the tokenizer folder the model was trained with (ours or a Hugging Face one): written beside the
+    weights in Hugging Face form (tokenizer.json, tokenizer_config.json with the chat template), and its
+    mask, EOS, pad and BOS ids and vocab size go into config.json."""
     llada_code_dir: str | None = None
     """to_hf: a folder with LLaDA's configuration_llada.py and modeling_llada.py (e.g. a downloaded
     GSAI-ML/LLaDA-8B-Base); they are copied beside the weights so transformers can load the folder with
@@ -94,6 +98,10 @@ def to_hf(config: ConvertConfig) -> dict:
     files = export_hf_checkpoint(model, output, max_shard_bytes=config.max_shard_bytes, extra_config=extra)
     for path in code_files:
         shutil.copyfile(path, output / path.name)
+    if config.tokenizer_dir:
+        from tokenizer.hf_export import write_hf_tokenizer
+
+        files += write_hf_tokenizer(config.tokenizer_dir, output)
     save_config(config, output / "convert_config.json")
     print(f"[convert] {source} -> {output}: {len(files)} files, {model.num_params():,} parameters, {dtype}", flush=True)
     return {"output": str(output), "files": [p.name for p in files], "dtype": str(dtype), "config": to_dict(config)}

@@ -51,17 +51,17 @@ def fingerprint(config: PretrainConfig, data: dict[str, Any]) -> dict:
 
 
 def check_init_checkpoint(config: PretrainConfig, vocab_size: int, tokenizer_sha256: str) -> None:
-    """An init_checkpoint must be a complete export of the `model` preset's shape over the data's vocabulary,
-    trained with the data's tokenizer."""
-    from formats.checkpoint import read_model_config, tokenizer_mismatch
+    """An init_checkpoint (ours, or a Hugging Face LLaDA folder) must have the `model` preset's shape, embedding
+    rows for every id of the data's tokenizer, and (ours) have been trained with that tokenizer."""
+    from trainer.checkpoint import model_fields, tokenizer_mismatch
     from trainer.model_config import model_config
 
-    saved = read_model_config(config.init_checkpoint)  # a ConfigError naming what is missing or incomplete
+    saved = model_fields(config.init_checkpoint)  # a ConfigError naming what is missing or incomplete
     if problem := tokenizer_mismatch(config.init_checkpoint, tokenizer_sha256, vocab_size):
         raise ConfigError(f"init_checkpoint={config.init_checkpoint} does not go with these token shards: {problem}")
     expected = vars(model_config(config.model, vocab_size=vocab_size))
     differing = [f"{k} {saved.get(k)!r} (model={config.model} over these shards: {v!r})"
-                 for k, v in expected.items() if k != "activation_checkpointing" and saved.get(k) != v]
+                 for k, v in expected.items() if k not in ("activation_checkpointing", "vocab_size") and saved.get(k) != v]
     if differing:
         raise ConfigError(f"init_checkpoint={config.init_checkpoint} has another shape: {'; '.join(differing)}")
 

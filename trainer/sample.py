@@ -10,7 +10,8 @@ from pathlib import Path
 
 from common.cli import run_job
 from common.config import ConfigError, to_dict
-from formats.checkpoint import SAMPLES, tokenizer_mismatch
+from formats.checkpoint import SAMPLES
+from trainer.checkpoint import tokenizer_mismatch
 from trainer.config import SampleConfig
 
 
@@ -23,6 +24,7 @@ def main(config: SampleConfig) -> dict:
     from trainer.fast_sampler import generate_fast
     from trainer.sampler import generate
 
+    config.tokenizer_dir = config.tokenizer_dir or config.checkpoint
     require_paths([config.checkpoint, config.tokenizer_dir])
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     if problem := tokenizer_mismatch(config.checkpoint, tokenizer.sha256, tokenizer.vocab_size):

@@ -103,10 +103,11 @@ def check_pairs(config: SFTConfig, tokenizer_sha256: str) -> dict[str, Any]:
 
 def main(config: SFTConfig) -> dict:
     from common.paths import require_paths
-    from formats.checkpoint import tokenizer_mismatch
+    from trainer.checkpoint import tokenizer_mismatch
     from tokenizer.encode import Tokenizer
     from trainer.tracked_run import train_tracked
 
+    config.tokenizer_dir = config.tokenizer_dir or config.init_checkpoint
     require_paths([config.sft_tokens_dir, config.init_checkpoint, config.tokenizer_dir])
     for name in ("sft_tokens_dir", "init_checkpoint", "tokenizer_dir"):
         setattr(config, name, str(Path(getattr(config, name)).resolve()))

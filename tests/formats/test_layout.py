@@ -12,7 +12,7 @@ from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.sft_shards_config import SFTShardsConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
-from trainer.config import PretrainConfig, SampleConfig, SFTConfig
+from trainer.config import EvaluateConfig, PretrainConfig, SampleConfig, SFTConfig
 
 CONFIGS = {
     "pipelines.corpus_build": CorpusBuildConfig,
@@ -23,6 +23,7 @@ CONFIGS = {
     "pipelines.sft_shards": SFTShardsConfig,
     "trainer.sft": SFTConfig,
     "trainer.sample": SampleConfig,
+    "trainer.evaluate": EvaluateConfig,
 }
 
 

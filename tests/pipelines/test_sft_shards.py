@@ -130,3 +130,40 @@ def test_sft_refuses_a_pretraining_folder_and_another_tokenizer(tokenizer, token
     write_token_folder(tmp_path / "tokens", [{"en": np.zeros((4, 8), np.uint32)}])
     with pytest.raises(ConfigError, match="is not a folder of SFT pairs"):
         check_pairs(SFTConfig(sft_tokens_dir=str(tmp_path / "tokens")), None)
+
+
+def test_parquet_and_prompt_response_records_give_the_same_pairs_as_messages(tokenizer, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    single = {"messages": [{"role": "user", "content": "What does ls do?"}, {"role": "assistant", "content": "It lists files."}]}
+    jsonl = tmp_path / "messages.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in (GOOD, single)) + "\n")
+    flat = tmp_path / "flat.jsonl"
+    flat.write_text(json.dumps({"prompt": "What does ls do?", "response": "It lists files."}) + "\n")
+    parquet = tmp_path / "messages.parquet"
+    pq.write_table(pa.Table.from_pylist([GOOD, single]), parquet)
+
+    expected = read_pairs(jsonl, tokenizer, 256)[0]
+    assert read_pairs(parquet, tokenizer, 256)[0] == expected
+    assert read_pairs(flat, tokenizer, 256)[0] == expected[-1:]
+
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([{"prompt": "q", "response": "a"}, {"prompt": "no answer", "response": None}]), bad)
+    pairs, stats = read_pairs(bad, tokenizer, 256)
+    assert len(pairs) == 1 and stats["bad_lines"] == 1
+    assert "bad.parquet:2: ValueError: message 1 (assistant) has no 'content' string" in stats["examples"][0]
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    assert "no 'messages', nor 'prompt' and 'response' (keys: answer, question)" in read_pairs(other, tokenizer, 256)[1]["examples"][0]
+
+
+def test_sampled_turns_keep_one_pair_per_dialogue_the_same_on_every_run(tokenizer):
+    every, stats = read_pairs(DEMO, tokenizer, 128)
+    sampled, sampled_stats = read_pairs(DEMO, tokenizer, 128, turns="sampled", seed=3)
+    assert sampled_stats["conversations"] == stats["conversations"] == len(sampled) < len(every)
+    assert all(pair in every for pair in sampled)
+    assert read_pairs(DEMO, tokenizer, 128, turns="sampled", seed=3)[0] == sampled
+    assert read_pairs(DEMO, tokenizer, 128, turns="sampled", seed=4)[0] != sampled  # another draw
+    with pytest.raises(ValueError, match="turns must be one of all, sampled"):
+        read_pairs(DEMO, tokenizer, 128, turns="first")

@@ -66,3 +66,39 @@ def conversation_tokenizer(root: Path, vocab_size: int = 512) -> Path:
     write_corpus(root / "corpus", documents)
     train_tokenizer(root / "corpus", root / "tokenizer", vocab_size=vocab_size)
     return root / "tokenizer"
+
+
+LLADA_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim"
+    " + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+"""LLaDA-8B-Instruct's chat template (Llama 3's): "\\n\\n" after each header, contents trimmed."""
+
+LLADA_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"]
+
+
+def llada_style_tokenizer(folder: Path, vocab_size: int = 600) -> Path:
+    """A small Hugging Face tokenizer folder in LLaDA's layout, built offline: a byte-level BPE trained
+    with `tokenizers` on the demo conversations, LLaDA's special-token names (the mask token added last,
+    so its id is not one of ours), tokenizer_config.json with LLaDA's chat template. Returns the folder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from common.paths import PROJECT_ROOT
+
+    lines = (PROJECT_ROOT / "data" / "demo" / "conversations.jsonl").read_text().splitlines()
+    texts = [m["content"] for line in lines for m in json.loads(line)["messages"]]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=LLADA_SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator(texts, trainer)
+    backend.add_special_tokens(["<|mdm_mask|>"])
+    folder.mkdir(parents=True, exist_ok=True)
+    backend.save(str(folder / "tokenizer.json"))
+    config = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "chat_template": LLADA_CHAT_TEMPLATE,
+              "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 4096}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return folder

@@ -26,6 +26,12 @@ INDEX_FILE = "model.safetensors.index.json"
 PREFIX = "model."  # LLaDAModelLM keeps the network in `self.model` (base_model_prefix = "model")
 
 
+def is_hf_folder(folder: str | Path) -> bool:
+    """A Hugging Face LLaDA folder (config.json beside safetensors weights), not our export (model.pt)."""
+    folder = Path(folder)
+    return (folder / CONFIG_FILE).is_file() and ((folder / SINGLE_FILE).is_file() or (folder / INDEX_FILE).is_file())
+
+
 def read_json(path: Path, what: str) -> Any:
     """The JSON value of `path`; a missing file or invalid JSON is a ConfigError naming it as `what`."""
     if not path.is_file():
