@@ -2,12 +2,16 @@
 
     .venv/bin/python data/make_eval_tasks.py [CORPUS_DIR] [--out data/eval_tasks]
 
-Both tasks are held out: no document they are made from is in data/demo/corpus (what the demo
+All tasks are held out: no document they are made from is in data/demo/corpus (what the demo
 pretrains on), and no page is one that data/demo/conversations.jsonl (what it fine-tunes on) asks about.
 
 demo_cloze.jsonl -- a four-way cloze, lm-eval `multiple_choice`: the first words of a sentence of a man
 page, a Python or Linux document, and four endings: its own, and those of three sentences of other
 documents. A language model of this kind of text should prefer the sentence's own ending; chance is 25%.
+
+demo_order.jsonl -- the same kind of sentences, `multiple_choice` on word order: the sentence's last
+words in their own order, and three shuffles of the same words. Each choice holds the same words, so
+only a model that has learned how words follow each other in English beats chance (25%).
 
 demo_whatis.jsonl -- `generate_until`: "What does the `ls` command do?" in the words of the demo's
 conversations, for pages of the same kinds; the answer the demo's SFT learned to give starts with the
@@ -27,6 +31,7 @@ from pathlib import Path
 import make_demo_data as demo
 
 CLOZE_ITEMS = 200
+ORDER_ITEMS = 200
 WHATIS_ITEMS = 100
 CLOZE_SOURCES = ("manpages", "linux-doc", "python3.11-doc", "git-doc")
 DEFAULT_OUT = demo.REPO_ROOT / "data" / "eval_tasks"
@@ -82,6 +87,29 @@ def cloze_items(records: list[dict]) -> list[dict]:
     return items
 
 
+def order_items(records: list[dict]) -> list[dict]:
+    pool = []
+    for rec in sorted(records, key=lambda r: r["id"]):
+        found = [s for s in sentences(rec["text"]) if len(s.split()) >= 12]
+        if found:
+            words = demo.rng("order-sentence", rec["id"]).choice(found).rstrip(".").split()
+            cut = len(words) // 2
+            pool.append((rec["id"], " ".join(words[:cut]), words[cut:]))
+    items = []
+    for i, (doc_id, context, ending) in enumerate(demo.rng("order").sample(pool, min(ORDER_ITEMS, len(pool)))):
+        r = demo.rng("order-choices", doc_id)
+        shuffles = []
+        while len(shuffles) < 3:
+            words = ending[:]
+            r.shuffle(words)
+            if words != ending and words not in shuffles:
+                shuffles.append(words)
+        label = r.randrange(4)
+        choices = [" ".join(w) + "." for w in shuffles[:label] + [ending] + shuffles[label:]]
+        items.append({"id": i, "context": context, "choices": choices, "label": label, "source": doc_id})
+    return items
+
+
 def whatis_items(records: list[dict], conversation_sources: set[str]) -> list[dict]:
     parsers = {"manpages": demo.man_page, "git-doc": demo.git_page, "perl-doc-pod": demo.pod_page}
     seen, pool = set(), []
@@ -113,7 +141,8 @@ def main() -> None:
         rec = json.loads(raw)
         if rec["id"] not in corpus_ids and rec["source"] in (*CLOZE_SOURCES, "perl-doc-pod"):
             records.append(rec)
-    tasks = {"demo_cloze.jsonl": cloze_items([r for r in records if r["source"] in CLOZE_SOURCES]),
+    prose = [r for r in records if r["source"] in CLOZE_SOURCES]
+    tasks = {"demo_cloze.jsonl": cloze_items(prose), "demo_order.jsonl": order_items(prose),
              "demo_whatis.jsonl": whatis_items(records, conversation_sources)}
     args.out.mkdir(parents=True, exist_ok=True)
     for name, items in tasks.items():

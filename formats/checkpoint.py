@@ -50,6 +50,8 @@ SAMPLES = "samples.jsonl"
 """What `trainer.sample` appends to, beside the checkpoint it sampled."""
 EVAL_RESULTS = "eval_results.json"
 """lm-eval's results of the newest `trainer.evaluate` run, beside the checkpoint it scored."""
+EVAL_SUMMARY = "eval_summary.json"
+"""That run's metrics, the untrained baseline's, chance, and its MLflow run id."""
 
 TOKENIZER_REF = "tokenizer_ref.json"
 """{"sha256", "vocab_size"} of the tokenizer an export was trained with."""

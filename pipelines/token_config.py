@@ -17,7 +17,8 @@ class TokenShardsConfig(RunnerSettings):
     """A corpus folder (formats/corpus.py), by default the fuzzy dedup's output; every documents/shard-*.parquet becomes one token file."""
 
     tokenizer_dir: str = default_folder("pipelines.token_shards", "tokenizer_dir")
-    """The tokenizer job's output folder (tokenizer.model and special_tokens.json)."""
+    """The tokenizer folder: the tokenizer job's output (tokenizer.model and special_tokens.json), or a Hugging
+    Face tokenizer folder (tokenizer.json), e.g. LLaDA's."""
 
     output_dir: str = default_folder("pipelines.token_shards", "output_dir")
     """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, validation/ (the

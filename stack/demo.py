@@ -1,8 +1,9 @@
 """`make demo`: the three DAGs end to end through Airflow, with a real local Ray and MLflow.
 
 corpus_build (data/demo/corpus: clean, exact and fuzzy dedup, tokenizer, token shards) -> pretrain ->
-sft pairs + sft + sample, each task a Ray job; then a summary of
-what came out. Everything it writes goes under out/ and .state/.
+sft pairs + sft + sample + evaluate (lm-eval on two local held-out tasks), each task a Ray job; then a
+summary of what came out, the scores beside an untrained model's and chance. Everything it writes goes
+under out/ and .state/.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from stack import airflow_home
 from common.paths import PROJECT_ROOT, state_dir
-from formats.checkpoint import CHECKPOINTS, RUN, SAMPLES
+from formats.checkpoint import CHECKPOINTS, EVAL_SUMMARY, RUN, SAMPLES
 from formats.layout import DEFAULT_WORK_DIR
 from formats.token_shards import MANIFEST, VALIDATION_DIR
 
@@ -25,12 +26,15 @@ from formats.token_shards import MANIFEST, VALIDATION_DIR
 # words) and C4's (5+ sentences ending in punctuation, no curly braces) keep under 3% of it, too little
 # to train on. The demo turns those two off; every other stage runs with its published defaults.
 DEMO_CORPUS = {"corpus.inputs": ["data/demo/corpus"], "corpus.gopher_quality": False, "corpus.c4": False}
+# Two local lm-eval tasks (data/eval_tasks/) at a CPU demo's cost: 50 documents each, 8 Monte Carlo copies
+# per answer in one model call (LLaDA uses 128).
+DEMO_EVAL = {"eval.tasks": ["demo_cloze", "demo_order"], "eval.limit": 50, "eval.mc_num": 8, "eval.mc_batch_size": 8}
 DEMO_CONF = {
     "corpus_build": {"work_dir": DEFAULT_WORK_DIR, **DEMO_CORPUS, "tokenizer.vocab_size": 4096, "tokens.seq_len": 128},
     "pretrain": {"work_dir": DEFAULT_WORK_DIR, "model": "tiny", "steps": 200, "micro_batch_size": 16, "lr": 2e-3, "warmup_steps": 20, "log_every": 20,
                  "checkpoint_every": 100, "eval_every": 100, "resume": "never"},
     "sft": {"work_dir": DEFAULT_WORK_DIR, "resume": "never", "steps": 200, "micro_batch_size": 16, "lr": 1e-3, "warmup_steps": 10, "log_every": 20,
-            "sample.prompt": "What does the `chdir` function do?"},
+            "sample.prompt": "What does the `chdir` function do?", **DEMO_EVAL},
 }
 
 
@@ -43,6 +47,7 @@ def main() -> int:
     # Airflow's own bookkeeping at INFO would drown the job logs; dag.test prints task output as is.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     airflow_home.configure()
+    os.environ.setdefault("HF_DATASETS_CACHE", str(state_dir() / "hf_datasets"))  # lm-eval's local tasks load through datasets
     say("[demo] airflow: migrating the metadata DB (SQLite under .state/airflow)")
     airflow_home.migrate()
     dags = airflow_home.load_dags()
@@ -84,6 +89,7 @@ def print_summary(work: Path, seconds: float) -> None:
         ("sft loss", f"{sft['first_loss']:.3f} -> {sft['final_loss']:.3f}   mlflow run {sft['run_id']}"),
         ("sample prompt", sample["prompt"]),
         ("sample completion", repr(sample["completion"])),
+        *evaluation_rows(work),
         ("mlflow store", str(state_dir() / "mlflow")),
         ("open the MLflow UI", "make up, then http://127.0.0.1:5000 (Airflow :8080, Ray :8265)"),
     ]
@@ -91,6 +97,18 @@ def print_summary(work: Path, seconds: float) -> None:
     for label, value in rows:
         say(f"{label:<26} {value}")
     say(f"{'total':<26} {seconds:.0f}s")
+
+
+def evaluation_rows(work: Path) -> list[tuple[str, str]]:
+    """One row per accuracy of the SFT checkpoint's evaluation: its score, an untrained model's, chance."""
+    summary = json.loads((work / "sft" / EVAL_SUMMARY).read_text())
+    rows = []
+    for name, value in summary["metrics"].items():
+        task = name.split("/")[0]
+        chance = summary["chance"].get(task)
+        rows.append((f"eval {name}", f"{value:.3f}   untrained model {summary['baseline_untrained'][name]:.3f}"
+                     + (f", chance {chance:.3f}" if chance is not None else "")))
+    return rows + [("", "(a 2M-parameter model after minutes on a CPU; the tasks and LLaDA's benchmarks: docs/evaluation.md)")]
 
 
 if __name__ == "__main__":

@@ -281,8 +281,9 @@ class EvaluateConfig:
     """Copies per model call; mc_num must be a multiple."""
     cfg_scale: float = 0.0
     """Unsupervised classifier-free guidance on likelihoods and generations (0 = off)."""
-    check_greedy: bool = True
-    """Also decode each loglikelihood answer greedily, for tasks whose metric asks whether it is the greedy one."""
+    check_greedy: bool = False
+    """Also decode each loglikelihood answer greedily, for the tasks whose metric asks whether it is the greedy
+    one (lambada's acc); LLaDA's scripts leave it off for the multiple-choice benchmarks, whose acc ignores it."""
     chat: bool = False
     """Ask every request as a user turn of the chat layout (SFT checkpoints)."""
     gen_length: int = 256

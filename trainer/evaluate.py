@@ -4,8 +4,9 @@
 
 Runs lm-eval's own `simple_evaluate` with our model (trainer/lm_eval_model.py) on the local tasks of
 data/eval_tasks/ (offline) or, with a Hugging Face datasets cache, on lm-eval's (the benchmarks of LLaDA's
-tables: docs/evaluation.md). Writes lm-eval's result JSON beside the checkpoint (eval_results.json), and
-logs each task's metrics to MLflow in a child run of the checkpoint's training run (its run.json).
+tables: docs/evaluation.md). Writes lm-eval's result JSON beside the checkpoint (eval_results.json; the
+metrics, the baseline's and chance in eval_summary.json), and logs each task's metrics to MLflow in a
+child run of the checkpoint's training run (its run.json).
 
 With `baseline` (the default) the same tasks are scored on an untrained model of the same shape, and
 the summary prints each metric beside it and beside chance (a task's `metadata.chance`), so a figure
@@ -22,7 +23,7 @@ from typing import Any
 from common.cli import run_job
 from common.config import to_dict
 from common.files import write_json
-from formats.checkpoint import EVAL_RESULTS, RUN
+from formats.checkpoint import EVAL_RESULTS, EVAL_SUMMARY, RUN
 from trainer.config import EvaluateConfig
 
 
@@ -107,7 +108,7 @@ def main(config: EvaluateConfig) -> dict:
                "seconds": round(seconds, 1)}
     if config.log_to_mlflow:
         summary["mlflow_run_id"] = log_to_mlflow(config, metrics, baseline, output)
-    write_json(Path(config.checkpoint) / "eval_summary.json", summary)
+    write_json(Path(config.checkpoint) / EVAL_SUMMARY, summary)
     return summary
 
 

@@ -11,8 +11,9 @@ model when imported, and running it as a module hands its arguments to lm-eval's
 - loglikelihood: `trainer.likelihood.log_likelihood`, the paper's Monte Carlo estimate (eq. 6), with
   LLaDA's settings as defaults (mc_num=128 masked copies, 32 per model call, no CFG). Every request
   draws from its own generator seeded with `seed`, so a score does not depend on the order or the
-  batch it came in, and equals a direct `log_likelihood` call with that seed. `is_greedy` is LLaDA's
-  check: the answer, fully masked, decoded by the sampler one token per step, comes out unchanged.
+  batch it came in, and equals a direct `log_likelihood` call with that seed. `is_greedy` (with
+  check_greedy=true) is LLaDA's check: the answer, fully masked, decoded by the sampler one token per
+  step, comes out unchanged; off, it is False.
 - generate_until: the sampler (`trainer.sampler.generate`, or `trainer.fast_sampler.generate_fast` with
   `threshold`/`cache`), with steps, gen_length and block_length as model args; the completion ends at
   the first EOS/EOT and at the first of the request's `until` strings.
@@ -43,7 +44,7 @@ class DiffusionLM(LM):
     """A MaskPredictor checkpoint (ours or a Hugging Face LLaDA folder) and its tokenizer, for lm-eval."""
 
     def __init__(self, checkpoint: str, tokenizer_dir: str = "", mc_num: int = 128, mc_batch_size: int = 32,
-                 cfg_scale: float = 0.0, check_greedy: bool = True, gen_length: int = 256, block_length: int = 32,
+                 cfg_scale: float = 0.0, check_greedy: bool = False, gen_length: int = 256, block_length: int = 32,
                  steps: int | None = None, remasking: str = "low_confidence", threshold: float | None = None,
                  cache: str = "none", chat: bool = False, max_length: int = 4096, seed: int = 0,
                  device: str | None = None, dtype: str = "float32", untrained: bool = False, **lm_eval_arguments: Any):
@@ -80,9 +81,7 @@ class DiffusionLM(LM):
     # -- requests -----------------------------------------------------------------------------------
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:
-        from tqdm import tqdm
-
-        return [self.score(*request.args) for request in tqdm(requests, desc="loglikelihood", disable=len(requests) < 2)]
+        return [self.score(*request.args) for request in progress(requests, "loglikelihood")]
 
     def loglikelihood_rolling(self, requests) -> list[float]:
         window = self.settings["max_length"] - 1
@@ -94,10 +93,8 @@ class DiffusionLM(LM):
         return results
 
     def generate_until(self, requests) -> list[str]:
-        from tqdm import tqdm
-
-        return [self.complete(context, dict(gen_kwargs or {}))
-                for context, gen_kwargs in (r.args for r in tqdm(requests, desc="generate_until", disable=len(requests) < 2))]
+        return [self.complete(context, dict(gen_kwargs or {})) for context, gen_kwargs in
+                (request.args for request in progress(requests, "generate_until"))]
 
     # -- one request ----------------------------------------------------------------------------------
 
@@ -193,6 +190,19 @@ class DiffusionLM(LM):
 
     def get_model_info(self) -> dict:
         return {"model": MODEL_NAME, "checkpoint": self.checkpoint, **self.settings}
+
+
+def progress(requests: list, kind: str):
+    """The requests, one at a time, with a line every tenth of them: done, rate, time left."""
+    import time
+
+    started, every = time.perf_counter(), max(1, len(requests) // 10)
+    for done, request in enumerate(requests, 1):
+        yield request
+        if done % every == 0 or done == len(requests):
+            seconds = time.perf_counter() - started
+            print(f"[lm-eval] {kind} {done}/{len(requests)} requests, {done / seconds:.1f}/s, "
+                  f"{(len(requests) - done) * seconds / done:.0f} s left", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,3 +17,7 @@ def demo_cloze(**_):
 
 def demo_whatis(**_):
     return _load("demo_whatis")
+
+
+def demo_order(**_):
+    return _load("demo_order")

@@ -15,9 +15,9 @@ from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.sft_shards_config import SFTShardsConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
-from trainer.config import PretrainConfig, SampleConfig, SFTConfig
+from trainer.config import EvaluateConfig, PretrainConfig, SampleConfig, SFTConfig
 
-DAG_FILES = ["corpus_build", "pretrain", "sft"]
+DAG_FILES = ["corpus_build", "pretrain", "sft", "evaluate"]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert dags["corpus_build"].get_task("train_tokenizer").upstream_task_ids == {"fuzzy_dedup"}
     assert dags["corpus_build"].get_task("fuzzy_dedup").upstream_task_ids == {"clean_and_dedup"}
     assert {t.task_id for t in dags["pretrain"].tasks} == {"train"}
-    assert {t.task_id for t in dags["sft"].tasks} == {"tokenize_conversations", "finetune", "sample"}
+    assert {t.task_id for t in dags["sft"].tasks} == {"tokenize_conversations", "finetune", "sample", "evaluate"}
+    assert dags["sft"].get_task("evaluate").upstream_task_ids == {"finetune"}
+    assert {t.task_id for t in dags["evaluate"].tasks} == {"run_tasks"}
     assert dags["sft"].get_task("finetune").upstream_task_ids == {"tokenize_conversations"}
     assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
 
@@ -64,7 +66,11 @@ def _check_params_build_configs(dag, jobs):
 def test_params_are_typed_and_make_valid_configs(dags):
     _check_params_build_configs(dags["corpus_build"], [("corpus.", CorpusBuildConfig), ("fuzzy.", FuzzyDedupConfig), ("tokenizer.", TokenizerConfig), ("tokens.", TokenShardsConfig)])
     _check_params_build_configs(dags["pretrain"], [("", PretrainConfig)])
-    _check_params_build_configs(dags["sft"], [("pairs.", SFTShardsConfig), ("", SFTConfig), ("sample.", SampleConfig)])
+    _check_params_build_configs(dags["sft"], [("pairs.", SFTShardsConfig), ("", SFTConfig), ("sample.", SampleConfig), ("eval.", EvaluateConfig)])
+    _check_params_build_configs(dags["evaluate"], [("", EvaluateConfig)])
+    tasks = dags["evaluate"].params.get_param("tasks")
+    assert tasks.value == ["demo_cloze"] and tasks.schema["type"] == "array"
+    assert dags["evaluate"].params.get_param("limit").schema["type"] == ["integer", "null"]
     steps = dags["pretrain"].params.get_param("steps")
     assert steps.schema["type"] == "integer" and steps.description
 
@@ -76,6 +82,7 @@ def test_fixed_values_are_dropdowns(dags):
     assert params.get_param("fuzzy.shingle").schema["enum"] == ["word", "char", None]
     assert dags["pretrain"].params.get_param("zero_stage").schema["enum"] == [0, 1, 2, 3]
     assert dags["sft"].params.get_param("sample.cache").schema["enum"] == ["none", "prefix", "dual"]
+    assert dags["evaluate"].params.get_param("stage").schema["enum"] == ["sft", "pretrain"]
 
 
 def test_the_work_folder_says_what_each_dag_reads_and_writes(dags):

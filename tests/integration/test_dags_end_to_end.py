@@ -83,8 +83,13 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert 0 < run["val_loss"] < run["first_loss"]  # on tokens/validation/, held out of training
 
     sft = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "log_every": 10,
-           "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16}
+           "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16,
+           "eval.tasks": ["demo_cloze", "demo_whatis"], "eval.limit": 4, "eval.mc_num": 8, "eval.mc_batch_size": 8,
+           "eval.chat": True, "eval.gen_length": 16, "eval.block_length": 16}
     assert airflow_home.run_dag(dags["sft"], sft) == "success"
+    evaluation = json.loads((work / "sft" / "eval_summary.json").read_text())
+    assert set(evaluation["metrics"]) == {"demo_cloze/acc", "demo_cloze/acc_norm", "demo_whatis/exact_match_name"}
+    assert json.loads((work / "sft" / "eval_results.json").read_text())["results"]["demo_cloze"]["sample_len"] == 4
     sft_run = json.loads((work / "sft" / "run.json").read_text())
     sample = json.loads((work / "sft" / "samples.jsonl").read_text().splitlines()[-1])
     assert isinstance(sample["completion"], str) and sample["prompt"]
@@ -106,3 +111,6 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         artifacts = {a.path for a in client.list_artifacts(summary["run_id"], "checkpoint")}
         assert artifacts == {"checkpoint/config.json", "checkpoint/model_config.json"}
     assert (work / "pretrain" / "model.pt").is_file() and (work / "sft" / "model.pt").is_file()
+    child = client.get_run(evaluation["mlflow_run_id"])  # the evaluation, a child of the SFT run
+    assert child.data.tags["mlflow.parentRunId"] == sft_run["run_id"]
+    assert child.data.metrics["demo_cloze/acc"] == evaluation["metrics"]["demo_cloze/acc"]

@@ -226,3 +226,17 @@ def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     assert f"mlflow run: {found.info.run_id}" in capsys.readouterr().out
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found.info.run_id)}
     assert artifacts == {"manifest.json", "report.json"}
+
+
+def test_a_hugging_face_tokenizer_folder_makes_token_shards_too(inputs, tmp_path):
+    from tests.tokenizer import llada_style_tokenizer
+
+    folder = llada_style_tokenizer(tmp_path / "llada-tokenizer")
+    tokenizer = Tokenizer.load(folder)
+    main(config(inputs, tmp_path / "tokens", tokenizer_dir=str(folder)))
+    manifest = verify_token_folder(tmp_path / "tokens", tokenizer_sha256=tokenizer.sha256)
+    assert manifest["special_tokens"] == {**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size}
+    assert manifest["special_tokens"]["mask"] == 600 and "unk" not in manifest["special_tokens"]
+    first = next((tmp_path / "tokens").glob("tokens-*.arrow"))
+    rows = read_token_shard(first)
+    assert rows.max() < tokenizer.vocab_size and (rows == tokenizer.eos_id).any()

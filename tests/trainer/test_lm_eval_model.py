@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory):
 def lm(checkpoint):
     from trainer.lm_eval_model import DiffusionLM
 
-    return DiffusionLM(checkpoint=str(checkpoint[0]), tokenizer_dir=str(checkpoint[1]), **SMALL)
+    return DiffusionLM(checkpoint=str(checkpoint[0]), tokenizer_dir=str(checkpoint[1]), check_greedy=True, **SMALL)
 
 
 def request(*args):

@@ -70,3 +70,17 @@ def test_fewer_sequences_than_one_global_batch_is_refused(tmp_path, monkeypatch)
     check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "micro_batch_size": 8, "grad_accum_steps": 5}))
     with pytest.raises(ConfigError, match="the data holds 40 sequences, fewer than one global batch of 48"):
         check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "micro_batch_size": 8, "grad_accum_steps": 6}))
+
+
+def test_a_hugging_face_llada_folder_can_start_pretraining_if_its_embedding_covers_the_vocabulary(tmp_path, monkeypatch):
+    from tests.trainer.hf import random_model, tiny_llada_folder
+    from trainer.hf.export import export_hf_checkpoint
+    from trainer.model_config import model_config
+
+    monkeypatch.chdir(tmp_path)
+    folder(tmp_path / "tokens", validation=True)  # 1,000 token ids
+    export_hf_checkpoint(random_model(model_config("tiny", vocab_size=1024)), tmp_path / "llada")
+    check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "llada"}))
+    tiny_llada_folder(tmp_path / "small")  # 640 embedding rows
+    with pytest.raises(ConfigError, match=r"the tokenizer has 1000 ids, the model in .*small only 640 embedding rows"):
+        check_data(from_dict(PretrainConfig, {"tokens_dir": "tokens", "init_checkpoint": "small"}))
