@@ -4,9 +4,10 @@ Reads tokenizer.json with the `tokenizers` library, and tokenizer_config.json / 
 (and chat_template.jinja, where transformers 5 keeps the template) for the special tokens and the chat
 template, as `transformers.AutoTokenizer` does.
 
-Special tokens by role. bos, eos, pad, unk and mask come from the `{role}_token` entries of those
-files. The chat markers (eot, start_header, end_header), and any of mask/bos/eos the files leave out,
-are found in the vocabulary by LLaDA's names (LLADA_TOKEN_NAMES). pad, when unset, is EOS: LLaDA pads
+Special tokens by role. Each role's token is the `{role}_token` entry of those files (transformers sets
+bos, eos, pad, unk and mask; eot_token, start_header_token and end_header_token may be added), and
+its id is the vocabulary's. A role the files leave out is looked up by LLaDA's name for it
+(LLADA_TOKEN_NAMES): LLaDA's tokenizer_config.json names no chat markers. pad, when unset, is EOS: LLaDA pads
 SFT responses with EOS (docs/SPEC-diffusion.md, "SFT loss"). A model folder's config.json, when there
 is one beside the tokenizer, must agree on the mask id.
 
@@ -34,8 +35,8 @@ HF_SPECIAL_MAP_FILE = "special_tokens_map.json"
 HF_TEMPLATE_FILE = "chat_template.jinja"
 HF_FILES = (HF_TOKENIZER_FILE, HF_CONFIG_FILE, HF_SPECIAL_MAP_FILE, HF_TEMPLATE_FILE)
 
-HF_ROLE_KEYS = ("bos", "eos", "pad", "unk", "mask")
-"""Roles that tokenizer_config.json names as `{role}_token`."""
+HF_ROLE_KEYS = ("bos", "eos", "pad", "unk", "mask", "eot", "start_header", "end_header")
+"""Roles a tokenizer_config.json may name as `{role}_token` (transformers knows the first five)."""
 
 LLADA_TOKEN_NAMES = {
     "mask": "<|mdm_mask|>",

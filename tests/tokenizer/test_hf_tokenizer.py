@@ -87,6 +87,9 @@ def test_a_missing_role_or_a_disagreeing_model_config_is_named(folder, tmp_path)
     (broken / "tokenizer_config.json").write_text(json.dumps({**config, "bos_token": "<|no_such_token|>"}))
     with pytest.raises(ConfigError, match=r"the bos token '<\|no_such_token\|>' is not in tokenizer.json"):
         Tokenizer.load(broken)
+    (broken / "tokenizer_config.json").write_text(json.dumps({**config, "eot_token": "<|endoftext|>"}))
+    renamed = Tokenizer.load(broken)  # a role named in the config wins over LLaDA's name for it
+    assert renamed.eot_id == renamed.eos_id != Tokenizer.load(folder).eot_id
     backend = json.loads((folder / "tokenizer.json").read_text())
     backend["added_tokens"] = [t for t in backend["added_tokens"] if t["content"] != "<|eot_id|>"]
     del backend["model"]["vocab"]["<|eot_id|>"]
