@@ -106,7 +106,8 @@ def evaluation_rows(work: Path) -> list[tuple[str, str]]:
     for name, value in summary["metrics"].items():
         task = name.split("/")[0]
         chance = summary["chance"].get(task)
-        rows.append((f"eval {name}", f"{value:.3f}   untrained model {summary['baseline_untrained'][name]:.3f}"
+        error = f" ± {summary['stderr'][name]:.3f}" if name in summary["stderr"] else ""
+        rows.append((f"eval {name}", f"{value:.3f}{error}   untrained model {summary['baseline_untrained'][name]:.3f}"
                      + (f", chance {chance:.3f}" if chance is not None else "")))
     return rows + [("", "(a 2M-parameter model after minutes on a CPU; the tasks and LLaDA's benchmarks: docs/evaluation.md)")]
 

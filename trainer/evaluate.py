@@ -54,14 +54,15 @@ def _all_local(config: EvaluateConfig) -> bool:
     return set(config.tasks) <= local
 
 
-def metrics_of(results: dict[str, Any]) -> dict[str, float]:
-    """{"task/metric": value} of lm-eval's results: every number except standard errors ("acc,none" -> "acc")."""
+def metrics_of(results: dict[str, Any], stderr: bool = False) -> dict[str, float]:
+    """{"task/metric": value} of lm-eval's results ("acc,none" -> "acc"), or (stderr) their standard errors."""
     flat = {}
     for task, values in results["results"].items():
         for key, value in values.items():
             metric, _, filter_name = key.partition(",")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or metric.endswith("_stderr") or not filter_name:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or metric.endswith("_stderr") != stderr or not filter_name:
                 continue
+            metric = metric.removesuffix("_stderr")
             name = metric if filter_name == "none" else f"{metric}_{filter_name}"
             flat[f"{task}/{name}"] = float(value)
     return flat
@@ -92,7 +93,7 @@ def main(config: EvaluateConfig) -> dict:
     print(f"[evaluate] {config.checkpoint} on {', '.join(config.tasks)}"
           f"{f' (first {config.limit} documents each)' if config.limit else ''}", flush=True)
     results = run_tasks(DiffusionLM(**arguments), config)
-    metrics = metrics_of(results)
+    metrics, stderr = metrics_of(results), metrics_of(results, stderr=True)
     baseline = metrics_of(run_tasks(DiffusionLM(**arguments, untrained=True), config)) if config.baseline else {}
     chance = chance_of(results)
     results["llada_platform"] = {"baseline_untrained": baseline, "chance": chance, "config": to_dict(config)}
@@ -103,9 +104,10 @@ def main(config: EvaluateConfig) -> dict:
         task = name.split("/")[0]
         beside = [f"untrained {baseline[name]:.3f}"] if name in baseline else []
         beside += [f"chance {chance[task]:.3f}"] if task in chance and "acc" in name else []
-        print(f"[evaluate] {name} {value:.3f}" + (f" ({', '.join(beside)})" if beside else ""), flush=True)
-    summary = {"results": str(output), "metrics": metrics, "baseline_untrained": baseline, "chance": chance,
-               "seconds": round(seconds, 1)}
+        error = f" ± {stderr[name]:.3f}" if name in stderr else ""
+        print(f"[evaluate] {name} {value:.3f}{error}" + (f" ({', '.join(beside)})" if beside else ""), flush=True)
+    summary = {"results": str(output), "metrics": metrics, "stderr": stderr, "baseline_untrained": baseline,
+               "chance": chance, "seconds": round(seconds, 1)}
     if config.log_to_mlflow:
         summary["mlflow_run_id"] = log_to_mlflow(config, metrics, baseline, output)
     write_json(Path(config.checkpoint) / EVAL_SUMMARY, summary)
