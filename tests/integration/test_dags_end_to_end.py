@@ -76,16 +76,27 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         sequences += table.num_rows
     assert sequences == tokens["sequences"] and tokens["tokens"] == sequences * 64
 
-    pretrain = {"work_dir": str(work), "steps": 50, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10}
+    # Two Ray Train workers driving DeepSpeed ZeRO-2 in bf16 over gloo.
+    pretrain = {"work_dir": str(work), "steps": 50, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
+                "num_workers": 2, "zero_stage": 2, "precision": "bf16"}
     assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
     run = json.loads((work / "pretrain" / "run.json").read_text())
+    config = json.loads((work / "pretrain" / "config.json").read_text())
+    assert (config["num_workers"], config["zero_stage"], config["precision"]) == (2, 2, "bf16")
+    import torch
+
+    from trainer.checkpoint import load_model
+
+    state = torch.load(work / "pretrain" / "model.pt", map_location="cpu", weights_only=True)
+    assert state["transformer.wte.weight"].dtype == torch.bfloat16
+    assert torch.isfinite(load_model(work / "pretrain")(torch.zeros(1, 8, dtype=torch.long))).all()
     assert run["final_loss"] < run["first_loss"]
     assert 0 < run["val_loss"] < run["first_loss"]  # on tokens/validation/, held out of training
 
     sft = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "log_every": 10,
            "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16,
-           "eval.tasks": ["demo_cloze", "demo_whatis"], "eval.limit": 4, "eval.mc_num": 8, "eval.mc_batch_size": 8,
-           "eval.chat": True, "eval.gen_length": 16, "eval.block_length": 16}
+           "eval.tasks": ["demo_cloze", "demo_whatis"], "eval.limit": 4, "eval.mc_num": 4, "eval.mc_batch_size": 4,
+           "eval.chat": True, "eval.gen_length": 8, "eval.block_length": 8, "eval.baseline": False}
     assert airflow_home.run_dag(dags["sft"], sft) == "success"
     evaluation = json.loads((work / "sft" / "eval_summary.json").read_text())
     assert set(evaluation["metrics"]) == {"demo_cloze/acc", "demo_cloze/acc_norm", "demo_whatis/exact_match_name"}

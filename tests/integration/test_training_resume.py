@@ -1,6 +1,7 @@
-"""Kill a pretraining run mid-way (its driver, or one Ray Train worker), and an SFT run; the resumed run
-must end exactly where an uninterrupted one does: the same metrics.jsonl, and weights that are torch.equal.
-Stop the MLflow server for 30 s while a run trains: it must train on and log every step once.
+"""Kill a pretraining run mid-way (its driver, or one Ray Train worker), and an SFT run started from a Hugging
+Face LLaDA folder; the resumed run must end exactly where an uninterrupted one does: the same metrics.jsonl,
+and weights that are torch.equal.
+Stop the MLflow server for 15 s while a run trains: it must train on and log every step once.
 
 Two CPU workers over gloo, fp32, ZeRO 0 and ZeRO 2, on token shards of one demo file. The runs are
 `python -m trainer.pretrain` subprocesses joined to one local Ray head, as a DAG task's Ray job is, and
@@ -252,23 +253,58 @@ def test_a_killed_worker_then_a_killed_driver_and_a_truncated_checkpoint(ray_hea
     assert_same_run(output_dir, references[2])
 
 
-def test_sft_killed_mid_run_resumes_exactly(ray_head, tokens, references, tmp_path):
-    """SFT streams its pairs through the same loader and loop: a driver SIGKILLed after a checkpoint, then
-    rerun, ends with the uninterrupted run's metrics.jsonl and weights."""
-    tokenizer = tokens.parent / "tokenizer"
-    subprocess.run([sys.executable, "-m", "pipelines.sft_shards", f"tokenizer_dir={tokenizer}", f"output_dir={tmp_path / 'pairs'}",
-                    "max_seq_len=64", "pairs_per_file=200", "runner=local", "log_to_mlflow=false"],
+def test_sft_from_a_hugging_face_llada_folder_killed_mid_run_resumes_exactly_then_exports(ray_head, tokens, tmp_path):
+    """Start from released LLaDA: a tiny LLaDA-layout Hugging Face folder (weights, a LLaDA-style tokenizer
+    and chat template) is fine-tuned by the real SFT job. SFT streams its pairs through the same loader and
+    loop: a driver SIGKILLed after a checkpoint, then rerun, ends with the uninterrupted run's metrics.jsonl
+    and weights. The result is sampled, exported, and read back by transformers (tokenizer) and by our
+    loader (weights)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tests.trainer.hf import tiny_llada_folder
+    from tokenizer.encode import Tokenizer
+    from trainer.checkpoint import load_model
+    from trainer.config import SampleConfig
+    from trainer.convert import ConvertConfig
+    from trainer.convert import main as convert
+    from trainer.hf.load import load_hf_checkpoint
+    from trainer.sample import main as sample
+
+    llada = tiny_llada_folder(tmp_path / "LLaDA-tiny")
+    subprocess.run([sys.executable, "-m", "pipelines.sft_shards", f"tokenizer_dir={llada}", f"output_dir={tmp_path / 'pairs'}",
+                    "max_seq_len=64", "pairs_per_file=200", "turns=sampled", "runner=local", "log_to_mlflow=false"],
                    cwd=PROJECT_ROOT, check=True, capture_output=True)
-    sft = ["val_sequences=0", f"sft_tokens_dir={tmp_path / 'pairs'}", f"init_checkpoint={references[0]}", f"tokenizer_dir={tokenizer}"]
+    sft = ["val_sequences=0", f"sft_tokens_dir={tmp_path / 'pairs'}", f"init_checkpoint={llada}", "tokenizer_dir="]
     finish(start(ray_head, tokens, tmp_path / "reference", 0, *sft, job="trainer.sft"))
     output_dir = tmp_path / "run"
     kill_mid_run(start(ray_head, tokens, output_dir, 0, *sft, job="trainer.sft"), output_dir, random.Random(1).randint(5, 20))
     assert "resuming from" in finish(start(ray_head, tokens, output_dir, 0, *sft, job="trainer.sft"))
     assert_same_run(output_dir, tmp_path / "reference", evaluated=False)
 
+    tokenizer = Tokenizer.load(llada)
+    tuned, imported = load_model(output_dir), load_model(llada)
+    assert not torch.equal(tuned.transformer.wte.weight, imported.transformer.wte.weight)  # it trained
+    assert tuned.config.vocab_size == imported.config.vocab_size == 640
+    result = sample(SampleConfig(checkpoint=str(output_dir), tokenizer_dir=str(llada), prompt="What does `ls` do?",
+                                 gen_length=8, block_length=8, steps=8))
+    assert isinstance(result["completion"], str)
+    exported = tmp_path / "sft-hf"
+    convert(ConvertConfig(direction="to_hf", input=str(output_dir), output=str(exported), tokenizer_dir=str(llada)))
+    reference = AutoTokenizer.from_pretrained(exported, trust_remote_code=False)
+    messages = [{"role": "user", "content": "What does the `ls` command do?"}]
+    assert reference.apply_chat_template(messages, add_generation_prompt=True, return_dict=False) == tokenizer.chat_prompt(messages)
+    text = "`ls`: list directory contents."
+    assert reference.encode(text, add_special_tokens=False) == tokenizer.encode(text)
+    config = json.loads((exported / "config.json").read_text())
+    assert (config["mask_token_id"], config["vocab_size"], config["embedding_size"]) == (tokenizer.mask_id, 601, 640)
+    ids = torch.randint(0, tokenizer.vocab_size, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(load_hf_checkpoint(exported, dtype=torch.float32)(ids), tuned(ids))
+
 
 def test_a_tracking_server_outage_is_retried_while_training_goes_on(ray_head, tokens, tracking, tmp_path):
-    """The MLflow server is stopped for 30 s mid-run: the workers train on, the metrics of those steps
+    """The MLflow server is stopped for 15 s mid-run: the workers train on, the metrics of those steps
     reach the server once it is back, and each logged step is in the run's history exactly once."""
     output_dir = tmp_path / "run"
     # far more steps than run in the test: it ends the run itself, by a stop request, once the server is back
@@ -276,7 +312,7 @@ def test_a_tracking_server_outage_is_retried_while_training_goes_on(ray_head, to
     wait_for_step(process, output_dir, 10)
     tracking.stop()
     started = logged_steps(output_dir)[-1]
-    time.sleep(30)
+    time.sleep(15)
     during = logged_steps(output_dir)[-1]
     assert process.poll() is None and during > started, "the run stopped training while the server was down"
     tracking.start()
