@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from tokenizer.hf_tokenizer import HF_SPECIAL_MAP_FILE
+from tokenizer.hf_tokenizer import HF_FILES, HF_SPECIAL_MAP_FILE
 from tokenizer.sentencepiece_tokenizer import MODEL_FILE, SentencePieceTokenizer
 from tokenizer.specials import SPECIAL_IDS, SPECIAL_TOKENS
 
@@ -73,7 +73,6 @@ def write_hf_tokenizer(tokenizer_dir: str | Path, output: str | Path) -> list[Pa
     if isinstance(tokenizer, SentencePieceTokenizer):
         return export_hf_tokenizer(tokenizer, output)
     tokenizer.save(output)
-    return sorted(p for p in Path(output).iterdir() if p.name in {"tokenizer.json", "tokenizer_config.json",
-                                                                    HF_SPECIAL_MAP_FILE, "chat_template.jinja"})
+    return sorted(p for p in Path(output).iterdir() if p.name in HF_FILES)
 
 
