@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from common.locks import OutputLocked, output_lock
 from common.termination import Terminated, raise_on_sigterm
 from common.config import ConfigError, help_text, load_config, parse_overrides, to_dict, to_json
 
@@ -20,6 +22,7 @@ RESULT_MARKER = "JOB_RESULT "
 def run_job(config_cls: type[C], main: Callable[[C], Any], argv: list[str] | None = None, *, description: str = "",
             recipes: Mapping[str, Callable[[], C]] | None = None) -> int:
     """Parse the command line into `config_cls`, then call `main(config)`; exit status 2 on a bad config.
+    A job with an `output_dir` holds its lock meanwhile (common/locks.py): exit status 3 when another has it.
 
     With `recipes`, `recipe=NAME` starts from that function's config; the config file and the other
     key=value overrides apply on top of it."""
@@ -42,8 +45,13 @@ def run_job(config_cls: type[C], main: Callable[[C], Any], argv: list[str] | Non
         print(to_json(config))
         return 0
     raise_on_sigterm()
+    output_dir = getattr(config, "output_dir", None)
     try:
-        result = main(config)
+        with output_lock(output_dir) if output_dir else contextlib.nullcontext():
+            result = main(config)
+    except OutputLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -37,21 +38,79 @@ def setup_mlflow(experiment: str):
     # set_tracking_uri also exports MLFLOW_TRACKING_URI; undo that so a later LLADA_STATE_DIR still counts.
     if previous is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}")
+    ensure_experiment(mlflow, experiment)
     mlflow.set_experiment(experiment)
     return mlflow
 
 
+DAG_CONTEXT_ENV = "LLADA_DAG_CONTEXT"
+"""A job run by a DAG task finds its place in MLflow here (JSON, set by orchestration/mlflow_lineage.py):
+the DAG run's parent run and experiment, a label of the DAG run for run names, and the task's tags."""
+
+DAG_RUN_TAG = "llada.dag_run"
+"""Tag of a DAG run's parent run, "<dag_id>/<run_id>": how its later tasks, and the demo, find it."""
+
+# Experiments open in MLflow 3's model-training view (runs table, metric charts), not its GenAI traces page.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def dag_context() -> dict[str, Any]:
+    raw = os.environ.get(DAG_CONTEXT_ENV)
+    return json.loads(raw) if raw else {}
+
+
+def find_dag_parent_run(client, experiment_id: str, dag_id: str, run_id: str):
+    """The parent run of one DAG run (orchestration/mlflow_lineage.py makes it), or None."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_id}/{run_id}'", max_results=1)
+    return found[0] if found else None
+
+
+def describe_dag_run(dag_id: str, run_id: str) -> list[str]:
+    """A DAG run's parent run and its children, one line each (the demo prints them)."""
+    from mlflow import MlflowClient
+
+    mlflow = setup_mlflow(dag_id)
+    client = MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(dag_id).experiment_id
+    parent = find_dag_parent_run(client, experiment_id, dag_id, run_id)
+    if parent is None:
+        return [f"no MLflow parent run for {dag_id}/{run_id}"]
+    children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+                                  order_by=["attributes.start_time ASC"])
+    lines = [f"{parent.info.run_name}  ({parent.info.run_id}, {parent.info.status})"]
+    return lines + [f"  └ {child.info.run_name}  ({child.info.run_id}, {child.info.status})" for child in children]
+
+
+def ensure_experiment(mlflow, experiment: str) -> None:
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}", tags=EXPERIMENT_KIND)
+    elif "mlflow.experimentKind" not in found.tags:  # made before this tag was set, or by MLflow itself
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+
+
+def run_label(job: str, *settings: object) -> str:
+    """A run name a person can tell apart in a comparison: the job, then its key settings."""
+    return " ".join([job, *(str(s) for s in settings if s not in (None, ""))])
+
+
 @contextlib.contextmanager
 def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None, *, run_id: str | None = None,
-               parent_run_id: str | None = None) -> Iterator[Any]:
+               parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Start a run and log `params`, or continue the run `run_id` (a resumed job: its params were logged
     when it started, and MLflow refuses to change a param); print its id so a DAG log can find it.
-    `parent_run_id`: the new run is that run's child (MLflow's nested runs, shown under it)."""
+    `parent_run_id`: the new run is that run's child (MLflow's nested runs, shown under it).
+    Run by a DAG task (dag_context()), a new run is a child of the DAG run's parent run, in its
+    experiment, tagged with the task, and named with the DAG run's label."""
+    dag = dag_context()
+    if dag and not run_id:
+        experiment = dag["experiment"]
+        parent_run_id = parent_run_id or dag["parent_run_id"]
+        run_name = f"{run_name} · {dag['label']}"
+        tags = {**dag["tags"], **(tags or {})}
     mlflow = setup_mlflow(experiment)
-    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id else None
-    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags)
+    tags = {**(tags or {}), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags or None)
     # Ended by hand, not by start_run's context (which says FAILED for any exception): a SIGTERM is KILLED.
     # A block that ends the run itself (mlflow.end_run) leaves nothing active, and the end_run below does nothing.
     try:
@@ -66,6 +125,23 @@ def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = N
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+def log_folder_dataset(mlflow, folder: str | os.PathLike, *, context: str) -> None:
+    """Record a stage's output folder (one with a manifest.json) as an input dataset of the active run:
+    named after the folder, its digest the manifest's sha256 (MLflow keeps 36 characters; the whole one
+    is the input's `manifest_sha256` tag), its source the folder's path."""
+    from pathlib import Path
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from common.files import sha256_of
+
+    folder = Path(folder).resolve()
+    digest = sha256_of(folder / "manifest.json")
+    dataset = MetaDataset(source=resolve_dataset_source(folder.as_uri()), name=folder.name, digest=digest[:36])
+    mlflow.log_input(dataset, context=context, tags={"manifest_sha256": digest, "path": str(folder)})
 
 
 class MetricSender:

@@ -1,6 +1,7 @@
 """corpus_build: raw documents -> cleaned, exactly deduplicated -> near-duplicates removed -> tokenizer -> token shards.
 
-Each task submits one job (the same `python -m ...` a user can run by hand) to Ray and streams its log;
+Each task submits one job (the same `python -m ...` a user can run by hand) to Ray and follows it from the
+triggerer (orchestration/ray_job_operator.py);
 the folders under `work_dir` each job reads and writes are formats/layout.py's:
 
     clean_and_dedup     pipelines.corpus_build   -> {work_dir}/corpus
@@ -11,59 +12,40 @@ the folders under `work_dir` each job reads and writes are formats/layout.py's:
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import chain, dag
 
-from orchestration.airflow_params import CHAINED_FIELDS, job_overrides, params_for, work_dir_param
+from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.mlflow_lineage import dag_callbacks
+from orchestration.ray_job_operator import ray_job
 from pipelines.config import CorpusBuildConfig
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.config import TokenizerConfig
 
-# job module -> (its config, the prefix of its fields in the trigger form)
-JOBS = {
-    "pipelines.corpus_build": (CorpusBuildConfig, "corpus."),
-    "pipelines.fuzzy_dedup": (FuzzyDedupConfig, "fuzzy."),
-    "tokenizer.train": (TokenizerConfig, "tokenizer."),
-    "pipelines.token_shards": (TokenShardsConfig, "tokens."),
+# task -> (its job, that job's config, the prefix of the config's fields in the trigger form), in run order
+TASKS = {
+    "clean_and_dedup": ("pipelines.corpus_build", CorpusBuildConfig, "corpus."),
+    "fuzzy_dedup": ("pipelines.fuzzy_dedup", FuzzyDedupConfig, "fuzzy."),
+    "train_tokenizer": ("tokenizer.train", TokenizerConfig, "tokenizer."),
+    "write_token_shards": ("pipelines.token_shards", TokenShardsConfig, "tokens."),
 }
-
-
-def run(job: str, params) -> dict:
-    from orchestration.ray_jobs import run_ray_job
-
-    config_cls, prefix = JOBS[job]
-    return run_ray_job(job, job_overrides(job, config_cls, params, prefix=prefix))
 
 
 @dag(
     dag_id="corpus_build",
     schedule=None,
     catchup=False,
+    max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["corpus"],
     doc_md=__doc__,
+    **dag_callbacks(),  # the DAG run's MLflow parent run ends with it
     params={
-        "work_dir": work_dir_param(list(JOBS)),
-        **{k: v for cls, prefix in JOBS.values() for k, v in params_for(cls, prefix=prefix, exclude=CHAINED_FIELDS).items()},
+        "work_dir": work_dir_param([job for job, _, _ in TASKS.values()]),
+        **{k: v for _, cls, prefix in TASKS.values() for k, v in params_for(cls, prefix=prefix, exclude=CHAINED_FIELDS).items()},
     },
 )
 def corpus_build():
-    @task
-    def clean_and_dedup(params=None) -> dict:
-        return run("pipelines.corpus_build", params)
-
-    @task
-    def fuzzy_dedup(corpus: dict, params=None) -> dict:
-        return run("pipelines.fuzzy_dedup", params)
-
-    @task
-    def train_tokenizer(corpus: dict, params=None) -> dict:
-        return run("tokenizer.train", params)
-
-    @task
-    def write_token_shards(tokenizer: dict, params=None) -> dict:
-        return run("pipelines.token_shards", params)
-
-    write_token_shards(train_tokenizer(fuzzy_dedup(clean_and_dedup())))
+    chain(*(ray_job(job, config_cls, prefix=prefix, task_id=task_id) for task_id, (job, config_cls, prefix) in TASKS.items()))
 
 
 corpus_build()

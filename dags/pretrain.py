@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from orchestration.airflow_params import CHAINED_FIELDS, job_overrides, params_for, work_dir_param
+from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.mlflow_lineage import dag_callbacks
+from orchestration.ray_job_operator import ray_job
 from trainer.config import PretrainConfig
 
 
@@ -12,18 +14,14 @@ from trainer.config import PretrainConfig
     dag_id="pretrain",
     schedule=None,
     catchup=False,
+    max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["train"],
     doc_md=__doc__,
+    **dag_callbacks(),  # the DAG run's MLflow parent run ends with it
     params={"work_dir": work_dir_param(["trainer.pretrain"]), **params_for(PretrainConfig, exclude=CHAINED_FIELDS)},
 )
 def pretrain():
-    @task
-    def train(params=None) -> dict:
-        from orchestration.ray_jobs import run_ray_job
-
-        return run_ray_job("trainer.pretrain", job_overrides("trainer.pretrain", PretrainConfig, params))
-
-    train()
+    ray_job("trainer.pretrain", PretrainConfig, task_id="train")
 
 
 pretrain()

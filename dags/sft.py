@@ -3,9 +3,11 @@ then a sample from the reverse process and an lm-eval evaluation of the fine-tun
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from orchestration.airflow_params import CHAINED_FIELDS, job_overrides, params_for, work_dir_param
+from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.mlflow_lineage import dag_callbacks
+from orchestration.ray_job_operator import ray_job
 from pipelines.sft_shards_config import SFTShardsConfig
 from trainer.config import EvaluateConfig, SampleConfig, SFTConfig
 
@@ -14,8 +16,10 @@ from trainer.config import EvaluateConfig, SampleConfig, SFTConfig
     dag_id="sft",
     schedule=None,
     catchup=False,
+    max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["train"],
     doc_md=__doc__,
+    **dag_callbacks(),  # the DAG run's MLflow parent run ends with it
     params={
         "work_dir": work_dir_param(["pipelines.sft_shards", "trainer.sft", "trainer.sample", "trainer.evaluate"]),
         **params_for(SFTShardsConfig, prefix="pairs.", exclude=CHAINED_FIELDS),
@@ -25,33 +29,11 @@ from trainer.config import EvaluateConfig, SampleConfig, SFTConfig
     },
 )
 def sft():
-    @task
-    def tokenize_conversations(params=None) -> dict:
-        from orchestration.ray_jobs import run_ray_job
-
-        return run_ray_job("pipelines.sft_shards", job_overrides("pipelines.sft_shards", SFTShardsConfig, params, prefix="pairs."))
-
-    @task
-    def finetune(pairs: dict, params=None) -> dict:
-        from orchestration.ray_jobs import run_ray_job
-
-        return run_ray_job("trainer.sft", job_overrides("trainer.sft", SFTConfig, params))
-
-    @task
-    def sample(finetuned: dict, params=None) -> dict:
-        from orchestration.ray_jobs import run_ray_job
-
-        return run_ray_job("trainer.sample", job_overrides("trainer.sample", SampleConfig, params, prefix="sample."))
-
-    @task
-    def evaluate(finetuned: dict, params=None) -> dict:
-        from orchestration.ray_jobs import run_ray_job
-
-        return run_ray_job("trainer.evaluate", job_overrides("trainer.evaluate", EvaluateConfig, params, prefix="eval."))
-
-    finetuned = finetune(tokenize_conversations())
-    sample(finetuned)
-    evaluate(finetuned)
+    pairs = ray_job("pipelines.sft_shards", SFTShardsConfig, prefix="pairs.", task_id="tokenize_conversations")
+    finetune = ray_job("trainer.sft", SFTConfig, task_id="finetune")
+    sample = ray_job("trainer.sample", SampleConfig, prefix="sample.", task_id="sample")
+    evaluate = ray_job("trainer.evaluate", EvaluateConfig, prefix="eval.", task_id="evaluate")
+    pairs >> finetune >> [sample, evaluate]
 
 
 sft()

@@ -38,9 +38,9 @@ def run_corpus_job(
     """
     tracking = contextlib.nullcontext()
     if config.log_to_mlflow:
-        from common.tracking import mlflow_run
+        from common.tracking import mlflow_run, run_label
 
-        tracking = mlflow_run(config.mlflow_experiment, run_name, to_dict(config))
+        tracking = mlflow_run(config.mlflow_experiment, run_label(run_name, getattr(config, "preset", "")), to_dict(config))
     with tracking as run:
         shards, stats = build()
         stats["seconds"]["total"] = round(time.perf_counter() - started, 3)

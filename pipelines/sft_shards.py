@@ -23,7 +23,7 @@ from common.config import ConfigError, save_config, to_dict
 from common.files import sha256_of, write_json
 from common.paths import require_paths
 from common.runners import make_runner
-from common.tracking import mlflow_run
+from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from pipelines.sft_shards_config import SFTShardsConfig
 from tokenizer.conversations import iter_pairs, new_stats
@@ -115,7 +115,7 @@ def main(config: SFTShardsConfig) -> dict:
     print(f"sft shards: {totals['pairs']} pairs of at most {config.max_seq_len} tokens from {totals['conversations']} "
           f"conversations in {report['seconds']:.1f} s -> {output}", flush=True)
     if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, "sft_shards", params=to_dict(config)) as run:
+        with mlflow_run(config.mlflow_experiment, run_label("sft_shards", f"max_seq_len {config.max_seq_len}"), params=to_dict(config)) as run:
             import mlflow
 
             mlflow.log_metrics({key: report[key] for key in (*COUNTS, "files", "seconds")})

@@ -25,7 +25,7 @@ from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
 from common.files import sha256_of, write_json
 from common.runners import make_runner
-from common.tracking import mlflow_run
+from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from formats.corpus import check_sha256, document_shards
 from pipelines.packing import pack_sequences
@@ -193,7 +193,7 @@ def main(config: TokenShardsConfig) -> dict:
         flush=True,
     )
     if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, "token_shards", params=to_dict(config)) as run:
+        with mlflow_run(config.mlflow_experiment, run_label("token_shards", f"seq_len {config.seq_len}"), params=to_dict(config)) as run:
             import mlflow
 
             mlflow.log_metrics({key: report[key] for key in METRICS})

@@ -23,7 +23,7 @@ import sentencepiece as spm
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
 from common.files import write_json
-from common.tracking import mlflow_run
+from common.tracking import mlflow_run, run_label
 from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
 from tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
@@ -154,7 +154,7 @@ def main(config: TokenizerConfig) -> dict:
         flush=True,
     )
     if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, "tokenizer", params=to_dict(config)) as run:
+        with mlflow_run(config.mlflow_experiment, run_label("tokenizer", f"vocab {config.vocab_size}"), params=to_dict(config)) as run:
             import mlflow
 
             mlflow.log_metrics({key: report[key] for key in COUNTS + ("vocab_size", "seconds")})

@@ -34,8 +34,8 @@ def deepspeed_config(config) -> dict[str, Any]:
 def _configure_process(use_gpu: bool) -> None:
     if not use_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    # DeepSpeed JIT-builds a small op (shm_comm) on CPU; keep the build cache in the state folder.
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(state_dir() / "torch_extensions"))
+    # DeepSpeed JIT-builds a small op (shm_comm) on CPU, once per machine: torch keeps the build in its
+    # cache (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), shared by every checkout.
 
 
 def build_engine(model, config, lr_lambda: Callable[[int], float]):

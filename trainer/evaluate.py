@@ -116,12 +116,12 @@ def main(config: EvaluateConfig) -> dict:
 
 def log_to_mlflow(config: EvaluateConfig, metrics: dict, baseline: dict, results_file: Path) -> str:
     """A child run of the checkpoint's training run (or a run of its own experiment if it has none)."""
-    from common.tracking import mlflow_run
+    from common.tracking import mlflow_run, run_label
 
     parent = training_run(config.checkpoint)
     experiment = config.mlflow_experiment or (parent["experiment"] if parent else "evaluate")
     parent_id = parent["run_id"] if parent and experiment == parent["experiment"] else None
-    with mlflow_run(experiment, "evaluate", params=to_dict(config), parent_run_id=parent_id) as run:
+    with mlflow_run(experiment, run_label("evaluate", ",".join(config.tasks)), params=to_dict(config), parent_run_id=parent_id) as run:
         import mlflow
 
         mlflow.log_metrics({name.replace(",", "_"): value for name, value in metrics.items()})

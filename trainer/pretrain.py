@@ -132,6 +132,7 @@ def check_data(config: PretrainConfig) -> dict[str, Any]:
 
 
 def main(config: PretrainConfig) -> dict:
+    from trainer.data import mixture_folders
     from trainer.tracked_run import train_tracked
 
     data = check_data(config)
@@ -144,6 +145,7 @@ def main(config: PretrainConfig) -> dict:
         fingerprint=fingerprint(config, data),
         extra_params={"tokenizer_sha256": data["tokenizer_sha256"], "train_sequences": sum(data["sequences"].values()),
                       "seq_len": data["seq_len"], "global_batch": config.global_batch},
+        inputs={"training": mixture_folders(config.data)},
     )
 
 

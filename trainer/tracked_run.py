@@ -13,7 +13,7 @@ from typing import Any
 
 from common.config import to_dict
 from common.files import write_json
-from common.tracking import mlflow_run, tracking_uri
+from common.tracking import mlflow_run, run_label, tracking_uri
 from formats.checkpoint import CONFIG, MODEL_CONFIG, RUN, STOP_REQUEST, TRAIN_METRICS, newest_checkpoint, read_trainer_state
 from trainer import distributed
 
@@ -40,10 +40,26 @@ def stop_on_sigterm(output_dir: Path) -> Iterator[Path]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def record_lineage(mlflow, config, inputs: dict[str, list[Path]]) -> None:
+    """The new run's links: the datasets it reads, and the checkpoint (and its run) it starts from."""
+    from common.tracking import log_folder_dataset
+
+    for context, folders in inputs.items():
+        for folder in folders:
+            log_folder_dataset(mlflow, folder, context=context)
+    init = getattr(config, "init_checkpoint", "")
+    if init:
+        mlflow.set_tag("llada.init_checkpoint", str(init))
+        summary = Path(init) / RUN
+        if summary.is_file():  # ours: the run that trained it
+            mlflow.set_tag("llada.init_run_id", json.loads(summary.read_text())["run_id"])
+
+
 def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, fingerprint: dict[str, Any],
-                  extra_params: dict | None = None) -> dict:
+                  extra_params: dict | None = None, inputs: dict[str, list[Path]] | None = None) -> dict:
     """Launch `worker_fn` under Ray Train inside an MLflow run (the checkpoint's own run when resuming);
-    returns the final metrics and the run id."""
+    returns the final metrics and the run id. A new run records `inputs` (context -> folders with a
+    manifest) as its MLflow datasets, and the run of its init_checkpoint, if any, as a tag."""
     from trainer.checkpointing import choose_resume
 
     config = dataclasses.replace(config, output_dir=str(Path(config.output_dir).resolve()))
@@ -60,9 +76,13 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
     init_ray()
     config = dataclasses.replace(config, cpus_per_worker=distributed.cpus_per_worker(config))
     params = {**to_dict(config), **(extra_params or {})}
-    with mlflow_run(config.mlflow_experiment, run_name, params, run_id=run_id) as run, stop_on_sigterm(output_dir) as stop:
+    label = run_label(run_name, config.model, f"{config.num_workers}x", f"zero{config.zero_stage}", config.precision,
+                      f"{config.steps} steps", f"lr {config.lr:g}")
+    with mlflow_run(config.mlflow_experiment, label, params, run_id=run_id) as run, stop_on_sigterm(output_dir) as stop:
         import mlflow
 
+        if run_id is None:
+            record_lineage(mlflow, config, inputs or {})
         loop_config = {
             "config": to_dict(config),
             "mlflow_run_id": run.info.run_id,

@@ -39,6 +39,18 @@ def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
 
 
+def test_every_task_is_a_deferrable_ray_job_and_no_two_runs_share_a_work_dir(dags):
+    from orchestration.ray_job_operator import RayJobOperator
+
+    for name in DAG_FILES:
+        assert dags[name].max_active_runs == 1
+        for task in dags[name].tasks:
+            assert isinstance(task, RayJobOperator) and task.deferrable, (name, task.task_id)
+    modules = {t.task_id: t.module for t in dags["sft"].tasks}
+    assert modules == {"tokenize_conversations": "pipelines.sft_shards", "finetune": "trainer.sft", "sample": "trainer.sample",
+                       "evaluate": "trainer.evaluate"}
+
+
 @pytest.mark.parametrize("name", DAG_FILES)
 def test_dag_file_imports_no_torch_or_ray(name, tmp_path):
     code = (

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pyarrow.ipc as ipc
@@ -33,7 +34,10 @@ def test_missing_input_fails_the_task_with_the_path(dags, tmp_path, capsys):
     missing = tmp_path / "no-such-corpus"
     state = airflow_home.run_dag(dags["corpus_build"], {"work_dir": str(tmp_path), "corpus.inputs": [str(missing)]})
     assert state == "failed"
-    assert f"input path does not exist: {missing}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the task's error names the Ray job, its status and its log's last lines, where the job said why
+    assert re.search(r"ray job llada-corpus_build-\S+-clean_and_dedup-\w+ \(pipelines.corpus_build\) FAILED", out), out[-3000:]
+    assert f"input path does not exist: {missing}" in out[out.index("last lines of its log"):]
     assert not (tmp_path / "corpus" / "manifest.json").exists()
 
 
@@ -77,7 +81,7 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert sequences == tokens["sequences"] and tokens["tokens"] == sequences * 64
 
     # Two Ray Train workers driving DeepSpeed ZeRO-2 in bf16 over gloo.
-    pretrain = {"work_dir": str(work), "steps": 50, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
+    pretrain = {"work_dir": str(work), "steps": 30, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
                 "num_workers": 2, "zero_stage": 2, "precision": "bf16"}
     assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
     run = json.loads((work / "pretrain" / "run.json").read_text())
@@ -109,7 +113,7 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri())
-    for summary, experiment, steps in ((run, "pretrain", 50), (sft_run, "sft", 20)):
+    for summary, experiment, steps in ((run, "pretrain", 30), (sft_run, "sft", 20)):
         logged = client.get_run(summary["run_id"])
         assert client.get_experiment(logged.info.experiment_id).name == experiment
         assert {"loss", "lr", "tokens_per_s", "final_loss"} <= set(logged.data.metrics)
@@ -125,3 +129,22 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     child = client.get_run(evaluation["mlflow_run_id"])  # the evaluation, a child of the SFT run
     assert child.data.tags["mlflow.parentRunId"] == sft_run["run_id"]
     assert child.data.metrics["demo_cloze/acc"] == evaluation["metrics"]["demo_cloze/acc"]
+
+    # Lineage: each DAG run is a parent run (ended with the DAG run) whose children are its tasks' jobs,
+    # named so that runs can be told apart; pretraining records its dataset, SFT the run it started from.
+    logged = {name: client.get_run(summary["run_id"]) for name, summary in (("pretrain", run), ("sft", sft_run))}
+    for name, child in logged.items():
+        parent = client.get_run(child.data.tags["mlflow.parentRunId"])
+        assert parent.data.tags["airflow.dag_id"] == child.data.tags["airflow.dag_id"] == name
+        assert parent.data.tags["airflow.run_id"] == child.data.tags["airflow.run_id"]
+        assert parent.info.status == "FINISHED" and parent.info.run_name.startswith(f"{name} · manual ")
+        assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert logged["pretrain"].info.run_name.startswith("pretrain tiny 2x zero2 bf16 30 steps lr 0.002 · manual ")
+    assert logged["pretrain"].data.tags["airflow.task_id"] == "train" and logged["pretrain"].data.tags["airflow.try_number"] == "1"
+    [dataset] = logged["pretrain"].inputs.dataset_inputs
+    assert dataset.dataset.name == "tokens" and dataset.dataset.digest == sha256(work / "tokens" / "manifest.json")[:36]
+    assert logged["sft"].data.tags["llada.init_run_id"] == run["run_id"]
+    corpus_children = client.search_runs([client.get_experiment_by_name("corpus_build").experiment_id],
+                                         filter_string="tags.`airflow.dag_id` = 'corpus_build'")
+    assert {r.data.tags["airflow.task_id"] for r in corpus_children if "airflow.task_id" in r.data.tags} == {
+        "clean_and_dedup", "fuzzy_dedup", "train_tokenizer", "write_token_shards"}

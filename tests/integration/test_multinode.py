@@ -1,6 +1,7 @@
 """A Ray cluster of three nodes on loopback (a head with no CPUs and two 1-CPU worker nodes, separate
 raylets as on separate machines): the corpus jobs and a 2-worker training run go through the Ray Job API
-exactly as a DAG task submits them, and their tasks are spread over both worker nodes. A worker node
+exactly as a DAG task submits them, and their tasks are spread over both worker nodes, as are the two
+training workers. A worker node
 killed while one of its tasks runs leaves each corpus job (build, fuzzy dedup, token shards) to finish
 on the other: its output is byte-identical to the undisturbed run's. A worker node killed under a
 training worker: the job restarts its workers (max_failures) from the newest checkpoint once the node
@@ -100,19 +101,11 @@ def chain(cluster, tmp_path_factory) -> Path:
     return work
 
 
-def test_corpus_jobs_and_training_spread_over_two_nodes(cluster, chain):
+def test_corpus_jobs_spread_over_two_nodes(cluster, chain):
     head, _ = cluster
     assert len(task_nodes(head, "run_and_mark")) == 2  # the build's and the dedup's task rounds used both nodes
     assert len(task_nodes(head, "tokenize_shard")) == 2
     assert json.loads((chain / "tokens" / "manifest.json").read_text())["sequences"] > 0
-
-    result = job(head, "trainer.pretrain", tokens_dir=str(chain / "tokens"), output_dir=str(chain / "pretrain"), num_workers=2,
-                 steps=4, micro_batch_size=4, log_every=2, val_sequences=8)
-    assert result["final_loss"] > 0 and (chain / "pretrain" / "complete.json").is_file()
-    from ray.util.state import list_actors
-
-    workers = list_actors(address=head.dashboard_url, filters=[("class_name", "=", "RayTrainWorker")], limit=100, detail=True)
-    assert len({w.node_id for w in workers}) == 2  # one training worker per node
 
 
 def submit_in_background(head, module: str, overrides: dict):
@@ -139,7 +132,9 @@ def rejoin_node(cluster, index: int) -> None:
     nodes[index] = start_worker_node(head, num_cpus=1, resources={("node_a", "node_b")[index]: 1})
 
 
-def test_a_worker_node_lost_mid_training_resumes_from_the_newest_checkpoint(cluster, chain, tmp_path):
+def test_training_on_two_nodes_resumes_from_the_newest_checkpoint_when_one_is_lost(cluster, chain, tmp_path):
+    """Two Ray Train workers, one per node; the second node is lost after the first checkpoint: the job
+    restarts its workers (max_failures) once the node is back and trains each step once."""
     head, nodes = cluster
     output_dir, steps = tmp_path / "pretrain", 24
     submitter = submit_in_background(head, "trainer.pretrain", {
@@ -149,6 +144,11 @@ def test_a_worker_node_lost_mid_training_resumes_from_the_newest_checkpoint(clus
     while time.monotonic() < deadline and submitter.poll() is None and not list((output_dir / "checkpoints").glob("step-*")):
         time.sleep(0.05)
     training_here = [w for w in running_on(nodes[1]) if "RayTrainWorker" in w]
+    from ray.util.state import list_actors
+
+    workers = list_actors(address=head.dashboard_url, filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+                          limit=100, detail=True)
+    assert len({w.node_id for w in workers}) == 2  # one training worker per node
     lose_node(cluster, 1)
     try:
         # The kill came mid-run: a checkpoint existed, a training worker ran on the node, the run had not ended.

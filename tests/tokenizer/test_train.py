@@ -146,7 +146,7 @@ def test_cli_and_mlflow(corpus, tmp_path, capsys, monkeypatch):
 
     setup_mlflow("corpus_build")
     (run,) = mlflow.search_runs(experiment_names=["corpus_build"], output_format="list")
-    assert run.info.run_name == "tokenizer" and run.data.metrics["vocab_size"] == 600
+    assert run.info.run_name == "tokenizer vocab 600" and run.data.metrics["vocab_size"] == 600
     assert run.data.metrics["documents_split"] == json.loads((output / "report.json").read_text())["documents_split"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert artifacts == {"tokenizer.model", "special_tokens.json", "report.json"}

@@ -1,0 +1,32 @@
+"""A stand-in job for the operator's tests: `python -m tests.orchestration.slow_job seconds=S fail=B`
+prints a numbered line every 0.2 s for `seconds`, then its result line, or fails naming itself."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from common.cli import run_job
+
+
+@dataclass
+class SlowJobConfig:
+    seconds: float = 5.0
+    """How long the job runs."""
+    fail: bool = False
+    """Raise at the end instead of returning a result."""
+
+
+def main(config: SlowJobConfig) -> dict:
+    ticks = max(1, round(config.seconds / 0.2))
+    for tick in range(1, ticks + 1):
+        print(f"tick {tick}/{ticks}", flush=True)
+        time.sleep(0.2)
+    if config.fail:
+        raise RuntimeError(f"slow_job was told to fail after {ticks} ticks")
+    return {"ticks": ticks}
+
+
+if __name__ == "__main__":
+    sys.exit(run_job(SlowJobConfig, main, description=__doc__))
