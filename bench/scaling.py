@@ -136,7 +136,7 @@ def stage(module: str, args: list[str], output_dir: Path, ray_address: str) -> d
     if result.returncode:
         raise RuntimeError(f"{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     final, final_files = folder_usage(output_dir)
-    stats_file = next(p for p in (output_dir / "stats.json", output_dir / "report.json") if p.is_file())
+    stats_file = output_dir / "stats.json"
     stats = json.loads(stats_file.read_text())
     rss = stats["peak_rss_mb"]
     return {"wall": wall, "cpu": cpu, "work_bytes": max(watcher.bytes - final, 0), "work_files": max(watcher.files - final_files, 0),

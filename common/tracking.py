@@ -96,12 +96,14 @@ def run_label(job: str, *settings: object) -> str:
 
 @contextlib.contextmanager
 def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = None, *, run_id: str | None = None,
-               parent_run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:
+               parent_run_id: str | None = None, tags: dict[str, str] | None = None,
+               system_metrics: bool = False) -> Iterator[Any]:
     """Start a run and log `params`, or continue the run `run_id` (a resumed job: its params were logged
     when it started, and MLflow refuses to change a param); print its id so a DAG log can find it.
     `parent_run_id`: the new run is that run's child (MLflow's nested runs, shown under it).
     Run by a DAG task (dag_context()), a new run is a child of the DAG run's parent run, in its
-    experiment, tagged with the task, and named with the DAG run's label."""
+    experiment, tagged with the task, and named with the DAG run's label. `system_metrics`: MLflow samples
+    the machine's CPU, memory, disk, network and GPUs (when present) into the run meanwhile."""
     dag = dag_context()
     if dag and not run_id:
         experiment = dag["experiment"]
@@ -110,7 +112,8 @@ def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = N
         tags = {**dag["tags"], **(tags or {})}
     mlflow = setup_mlflow(experiment)
     tags = {**(tags or {}), **({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})}
-    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags or None)
+    run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name, tags=tags or None,
+                           log_system_metrics=system_metrics or None)
     # Ended by hand, not by start_run's context (which says FAILED for any exception): a SIGTERM is KILLED.
     # A block that ends the run itself (mlflow.end_run) leaves nothing active, and the end_run below does nothing.
     try:

@@ -12,11 +12,15 @@ the folders under `work_dir` each job reads and writes are formats/layout.py's:
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from airflow.sdk import chain, dag
 
 from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.assets import CORPUS, TOKENS
 from orchestration.mlflow_lineage import dag_callbacks
 from orchestration.ray_job_operator import ray_job
+from orchestration.settings import corpus_build_schedule
 from pipelines.config import CorpusBuildConfig
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
 from pipelines.token_config import TokenShardsConfig
@@ -30,10 +34,13 @@ TASKS = {
     "write_token_shards": ("pipelines.token_shards", TokenShardsConfig, "tokens."),
 }
 
+OUTLETS = {"fuzzy_dedup": [CORPUS], "write_token_shards": [TOKENS]}  # the assets the chain writes (orchestration/assets.py)
+
 
 @dag(
     dag_id="corpus_build",
-    schedule=None,
+    schedule=corpus_build_schedule(),  # manual unless a schedule is set (orchestration/settings.py)
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),  # a schedule's first run is its next tick: catchup is off
     catchup=False,
     max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["corpus"],
@@ -45,7 +52,8 @@ TASKS = {
     },
 )
 def corpus_build():
-    chain(*(ray_job(job, config_cls, prefix=prefix, task_id=task_id) for task_id, (job, config_cls, prefix) in TASKS.items()))
+    chain(*(ray_job(job, config_cls, prefix=prefix, task_id=task_id, outlets=OUTLETS.get(task_id, []))
+            for task_id, (job, config_cls, prefix) in TASKS.items()))
 
 
 corpus_build()

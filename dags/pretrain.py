@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.assets import PRETRAIN_CHECKPOINT, TOKENS, schedule_on
 from orchestration.mlflow_lineage import dag_callbacks
 from orchestration.ray_job_operator import ray_job
 from trainer.config import PretrainConfig
@@ -12,7 +13,7 @@ from trainer.config import PretrainConfig
 
 @dag(
     dag_id="pretrain",
-    schedule=None,
+    schedule=schedule_on(TOKENS),  # a corpus build's token shards, with the chain_on_assets setting
     catchup=False,
     max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["train"],
@@ -21,7 +22,7 @@ from trainer.config import PretrainConfig
     params={"work_dir": work_dir_param(["trainer.pretrain"]), **params_for(PretrainConfig, exclude=CHAINED_FIELDS)},
 )
 def pretrain():
-    ray_job("trainer.pretrain", PretrainConfig, task_id="train")
+    ray_job("trainer.pretrain", PretrainConfig, task_id="train", outlets=[PRETRAIN_CHECKPOINT])
 
 
 pretrain()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.assets import PRETRAIN_CHECKPOINT, SFT_CHECKPOINT, schedule_on
 from orchestration.mlflow_lineage import dag_callbacks
 from orchestration.ray_job_operator import ray_job
 from pipelines.sft_shards_config import SFTShardsConfig
@@ -14,7 +15,7 @@ from trainer.config import EvaluateConfig, SampleConfig, SFTConfig
 
 @dag(
     dag_id="sft",
-    schedule=None,
+    schedule=schedule_on(PRETRAIN_CHECKPOINT),  # a finished pretraining, with the chain_on_assets setting
     catchup=False,
     max_active_runs=1,  # its runs share work_dir's folders (each job also locks its output folder)
     tags=["train"],
@@ -30,7 +31,7 @@ from trainer.config import EvaluateConfig, SampleConfig, SFTConfig
 )
 def sft():
     pairs = ray_job("pipelines.sft_shards", SFTShardsConfig, prefix="pairs.", task_id="tokenize_conversations")
-    finetune = ray_job("trainer.sft", SFTConfig, task_id="finetune")
+    finetune = ray_job("trainer.sft", SFTConfig, task_id="finetune", outlets=[SFT_CHECKPOINT])
     sample = ray_job("trainer.sample", SampleConfig, prefix="sample.", task_id="sample")
     evaluate = ray_job("trainer.evaluate", EvaluateConfig, prefix="eval.", task_id="evaluate")
     pairs >> finetune >> [sample, evaluate]

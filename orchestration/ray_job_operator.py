@@ -42,8 +42,17 @@ def submission_base(dag_id: str, run_id: str, task_id: str, map_index: int = -1)
     return f"llada-{readable}-{digest}"
 
 
+JOB_LOGGER = "ray_job"
+"""The trigger logs the job's lines under this name (a task that follows its job itself, under
+airflow.task.operators.orchestration...): `AIRFLOW__LOGGING__NAMESPACE_LEVELS="ray_job=INFO
+airflow.task.operators.orchestration=INFO"` keeps them when the rest of Airflow logs only warnings, as the
+demo does."""
+
+
 class RayJobTrigger(BaseTrigger):
     """Follows one Ray job on the triggerer and fires once, when it ends (or its deadline passes)."""
+
+    _logger_name = JOB_LOGGER
 
     def __init__(self, address: str, submission_id: str, deadline: float | None = None,
                  settings: dict[str, float] | None = None):
@@ -97,7 +106,7 @@ class RayJobOperator(BaseOperator):
     def _run(self, context, address: str, *, deferrable: bool) -> dict[str, Any]:
         ti = context["ti"]
         base = submission_base(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
-        entrypoint = job_command(self.module, dict(self.overrides(context["params"])))
+        entrypoint = job_command(self.module, dict(self.overrides(self._params(context))))
         attached = attach_or_submit(client_for(address), base, self.module, entrypoint, log=self.log.info,
                                     env_vars=self._lineage(ti, context))
         deadline = time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
@@ -111,6 +120,16 @@ class RayJobOperator(BaseOperator):
         finally:
             self._running = None
         return self.execute_complete(context, outcome)
+
+    def _params(self, context) -> dict[str, Any]:
+        """The DAG run's params; in a run started by an asset event, the work_dir that event names."""
+        from orchestration.assets import triggering_work_dir
+
+        params = dict(context["params"])
+        if work_dir := triggering_work_dir(context):
+            self.log.info("started by an asset event: work_dir=%s", work_dir)
+            params["work_dir"] = work_dir
+        return params
 
     def _lineage(self, ti, context) -> dict[str, str]:
         """The job's place in MLflow: a child of this DAG run's parent run (orchestration/mlflow_lineage.py)."""
@@ -127,7 +146,14 @@ class RayJobOperator(BaseOperator):
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         if event["status"] == "UNKNOWN":
             raise RuntimeError(f"ray job {event['submission_id']} ({self.module}): lost track of it: {event['message']}")
-        return raise_for(event, self.module)
+        result = raise_for(event, self.module)
+        if self.outlets:  # what the job wrote, on each asset event (orchestration/assets.py)
+            from orchestration.assets import event_extra
+
+            extra = event_extra(result, self._params(context).get("work_dir", ""))
+            for asset in self.outlets:
+                context["outlet_events"][asset].extra = extra
+        return result
 
     def on_kill(self) -> None:
         if self._running:

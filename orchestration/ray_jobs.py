@@ -48,8 +48,11 @@ def parse_result(logs: str) -> dict[str, Any] | None:
 
 
 def client_for(address: str):
+    import logging
+
     from ray.job_submission import JobSubmissionClient
 
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)  # not a line per closed log stream
     return JobSubmissionClient(address)
 
 

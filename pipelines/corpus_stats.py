@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pyarrow as pa
+
+from common.job_stats import flat_metrics
 import pyarrow.compute as pc
 
 
@@ -147,11 +149,10 @@ def log_to_mlflow(stats: dict, output_dir: Path) -> None:
 
     counted = ("files", "read_tasks", "shards", "documents_in", "documents_kept", "bytes_in", "bytes_kept", "quarantined", "blank_lines")
     metrics = {name: stats[name] for name in counted}
-    metrics |= {f"dropped.{reason}": count for reason, count in stats["dropped"].items()}
+    metrics |= flat_metrics({"dropped": stats["dropped"], "seconds": stats["seconds"]})
     for stage, tally in stats["stages"].items():
         metrics |= {f"stage.{stage}.{key}": tally[key] for key in ("documents_kept", "bytes_kept", "seconds")}
         metrics |= {f"stage.{stage}.{key}": count for key, count in tally["counts"].items()}
-    metrics |= {f"seconds.{name}": value for name, value in stats["seconds"].items()}
     mlflow.log_metrics(metrics)
     for name in ("manifest.json", "stats.json", "dropped_samples.jsonl"):
         mlflow.log_artifact(str(output_dir / name))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from common.job_stats import flat_metrics
 from pipelines.minhash_presets import MinHashParams
 
 COUNTED = (
@@ -120,8 +121,7 @@ def log_to_mlflow(stats: dict, output_dir: Path) -> None:
     import mlflow
 
     metrics = {name: stats[name] for name in COUNTED}
-    metrics |= {f"seconds_{name}": value for name, value in stats["seconds"].items()}
-    metrics |= {f"peak_rss_mb_{name}": value for name, value in stats["peak_rss_mb"].items()}
+    metrics |= flat_metrics({"seconds": stats["seconds"], "peak_rss_mb": stats["peak_rss_mb"]})
     mlflow.log_metrics(metrics)
     mlflow.log_artifact(str(output_dir / "manifest.json"))
     mlflow.log_artifact(str(output_dir / "stats.json"))

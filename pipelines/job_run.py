@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ConfigError, save_config, to_dict
-from common.files import write_json
+from common.job_stats import write_stats
 from formats.corpus import write_manifest
 
 
@@ -45,7 +45,7 @@ def run_corpus_job(
         shards, stats = build()
         stats["seconds"]["total"] = round(time.perf_counter() - started, 3)
         save_config(config, output_dir / "config.json")
-        write_json(output_dir / "stats.json", stats)
+        write_stats(output_dir, stats)
         if not sum(shard["documents"] for shard in shards):
             raise ConfigError(nothing_kept(run_name, stats, output_dir))  # no manifest: nothing downstream takes it
         write_manifest(output_dir, shards, to_dict(config))

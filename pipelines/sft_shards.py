@@ -20,9 +20,10 @@ import numpy as np
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.files import sha256_of, write_json
+from common.files import sha256_of
 from common.paths import require_paths
 from common.runners import make_runner
+from common.job_stats import write_stats
 from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from pipelines.sft_shards_config import SFTShardsConfig
@@ -78,7 +79,7 @@ def tokenize_conversations(path: str, source: str, index: int, output_dir: str, 
 
 
 def main(config: SFTShardsConfig) -> dict:
-    """Write the token files, the manifest, config.json and report.json; returns the report."""
+    """Write the token files, the manifest, config.json and stats.json; returns the report."""
     require_paths(config.conversations)
     tokenizer = Tokenizer.load(config.tokenizer_dir)
     output = Path(config.output_dir)
@@ -111,7 +112,7 @@ def main(config: SFTShardsConfig) -> dict:
     save_config(config, output / "config.json")
     report = {**totals, "files": len(entries), "max_seq_len": config.max_seq_len,
               "seconds": round(time.perf_counter() - started, 3), "output_dir": str(output)}
-    write_json(output / "report.json", report)
+    write_stats(output, report)
     print(f"sft shards: {totals['pairs']} pairs of at most {config.max_seq_len} tokens from {totals['conversations']} "
           f"conversations in {report['seconds']:.1f} s -> {output}", flush=True)
     if config.log_to_mlflow:

@@ -23,7 +23,7 @@ class SFTShardsConfig(RunnerSettings):
     """The tokenizer folder; SFT must train with the same one (its sha256 is in the manifest)."""
 
     output_dir: str = default_folder("pipelines.sft_shards", "output_dir")
-    """Where tokens-NNNNN-PPPPP.arrow (pairs_per_file pairs each), manifest.json, config.json and report.json go."""
+    """Where tokens-NNNNN-PPPPP.arrow (pairs_per_file pairs each), manifest.json, config.json and stats.json go."""
 
     max_seq_len: int = 256
     """Tokens per pair, the row length: longer pairs are cut from the left of the prompt (counted as

@@ -22,7 +22,7 @@ class TokenShardsConfig(RunnerSettings):
 
     output_dir: str = default_folder("pipelines.token_shards", "output_dir")
     """Where tokens-NNNNN.arrow (one per document shard, same order), manifest.json, validation/ (the
-    held-out documents' files and manifest), config.json and report.json (counts and timings) go."""
+    held-out documents' files and manifest), config.json and stats.json (counts and timings) go."""
 
     seq_len: int = 256
     """Tokens per training sequence. Documents are concatenated with EOS after each and cut into rows of
@@ -40,7 +40,7 @@ class TokenShardsConfig(RunnerSettings):
     """MLflow experiment that receives the run's counts and manifest."""
 
     log_to_mlflow: bool = True
-    """Log the counts as metrics and manifest.json / report.json as artifacts of an MLflow run."""
+    """Log the counts as metrics and manifest.json / stats.json as artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.files import sha256_of, write_json
+from common.files import sha256_of
 from common.runners import make_runner
+from common.job_stats import write_stats
 from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from formats.corpus import check_sha256, document_shards
@@ -113,7 +114,7 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
 
 
 def main(config: TokenShardsConfig) -> dict:
-    """Write the token files, the manifests, config.json and report.json; returns the report (counts, timings)."""
+    """Write the token files, the manifests, config.json and stats.json; returns the report (counts, timings)."""
     shards = document_shards(config.corpus_dir)
     for shard in shards:
         missing = {"id", "source"} - set(pq.read_schema(shard).names)
@@ -184,7 +185,7 @@ def main(config: TokenShardsConfig) -> dict:
         "tokens_per_second": round((sum(m["tokens"] for m in manifests.values()) + dropped) / max(seconds, 1e-9)),
         "output_dir": str(output),
     }
-    write_json(output / "report.json", report)
+    write_stats(output, report)
     print(
         f"token shards: {report['sequences']} sequences of {config.seq_len} ({report['tokens']} tokens, "
         f"{report['tokens_dropped']} dropped) from {report['documents']} documents, "
@@ -197,7 +198,7 @@ def main(config: TokenShardsConfig) -> dict:
             import mlflow
 
             mlflow.log_metrics({key: report[key] for key in METRICS})
-            for name in ("manifest.json", "report.json"):
+            for name in ("manifest.json", "stats.json"):
                 mlflow.log_artifact(str(output / name))
             report["mlflow_run_id"] = run.info.run_id
     return report

@@ -46,6 +46,8 @@ def main() -> int:
     started = time.monotonic()
     # Airflow's own bookkeeping at INFO would drown the job logs; dag.test prints task output as is.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    # ... except the lines of the Ray jobs, which the tasks' trigger streams (orchestration/ray_job_operator.py)
+    os.environ.setdefault("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "ray_job=INFO airflow.task.operators.orchestration=INFO")
     airflow_home.configure()
     os.environ.setdefault("HF_DATASETS_CACHE", str(state_dir() / "hf_datasets"))  # lm-eval's local tasks load through datasets
     say("[demo] airflow: migrating the metadata DB (SQLite under .state/airflow)")

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from stack import airflow_home
-from stack.local_ray import ray_env, start_head
+from stack.local_ray import ray_env, ray_token_env, start_head
 from common.paths import PROJECT_ROOT, state_dir
 from common.tracking import artifact_root, tracking_uri
 
@@ -93,7 +93,8 @@ def up() -> int:
     pids: dict[str, int] = {}
     try:
         print("[up] ray head ...", flush=True)
-        head = start_head(dashboard_port=PORTS["ray"])
+        auth = ray_token_env()  # others on this machine may reach the job API: it takes the token
+        head = start_head(dashboard_port=PORTS["ray"], auth=auth)
         pids["ray"] = head.process.pid
 
         print("[up] mlflow ui ...", flush=True)
@@ -103,7 +104,7 @@ def up() -> int:
 
         print("[up] airflow (api-server, scheduler, dag-processor, triggerer) ...", flush=True)
         home = airflow_home.configure()
-        env = {**ray_env(), "RAY_ADDRESS": head.dashboard_url, "AIRFLOW__API__HOST": "127.0.0.1",
+        env = {**ray_env(auth), "RAY_ADDRESS": head.dashboard_url, "AIRFLOW__API__HOST": "127.0.0.1",
                "AIRFLOW__API__PORT": str(PORTS["airflow"]), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin"}
         for key in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
             env[key] = os.environ[key]
@@ -119,7 +120,8 @@ def up() -> int:
     passwords = home / "simple_auth_manager_passwords.json.generated"
     login = json.loads(passwords.read_text()) if passwords.exists() else {}
     print(f"airflow   http://127.0.0.1:{PORTS['airflow']}   login: " + ", ".join(f"{u} / {p}" for u, p in login.items()))
-    print(f"ray       http://127.0.0.1:{PORTS['ray']}   (RAY_ADDRESS for jobs)")
+    print(f"ray       http://127.0.0.1:{PORTS['ray']}   (RAY_ADDRESS for jobs; token auth: "
+          f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={auth['RAY_AUTH_TOKEN_PATH']})")
     print(f"mlflow    http://127.0.0.1:{PORTS['mlflow']}   (store {uri})")
     print(f"logs      {state_dir() / 'logs'};  stop with: make down")
     return 0

@@ -19,7 +19,7 @@ class TokenizerConfig:
     """A corpus folder (formats/corpus.py), by default the fuzzy dedup's output; its documents/shard-*.parquet (column `text`) are read."""
 
     output_dir: str = default_folder("tokenizer.train", "output_dir")
-    """Where tokenizer.model, special_tokens.json, config.json and report.json are written."""
+    """Where tokenizer.model, special_tokens.json, config.json and stats.json are written."""
 
     vocab_size: int = 4096
     """Pieces in the vocabulary, counting the 8 special tokens and (with byte_fallback) the 256 bytes."""
@@ -57,7 +57,7 @@ class TokenizerConfig:
     """MLflow experiment that receives the run's counts, report and tokenizer files."""
 
     log_to_mlflow: bool = True
-    """Log the report's counts as metrics and tokenizer.model, special_tokens.json and report.json as
+    """Log the report's counts as metrics and tokenizer.model, special_tokens.json and stats.json as
     artifacts of an MLflow run."""
 
     def __post_init__(self) -> None:

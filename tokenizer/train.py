@@ -22,7 +22,7 @@ import sentencepiece as spm
 
 from common.cli import run_job
 from common.config import ConfigError, save_config, to_dict
-from common.files import write_json
+from common.job_stats import write_stats
 from common.tracking import mlflow_run, run_label
 from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
@@ -115,7 +115,7 @@ def train_options(config: TokenizerConfig) -> dict:
 
 
 def main(config: TokenizerConfig) -> dict:
-    """Train, then write tokenizer.model, special_tokens.json, config.json and report.json; returns the report."""
+    """Train, then write tokenizer.model, special_tokens.json, config.json and stats.json; returns the report."""
     shards = document_shards(config.corpus_dir)
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def main(config: TokenizerConfig) -> dict:
         **{key: counts[key] for key in COUNTS},
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_json(output / "report.json", report)
+    write_stats(output, report)
     print(
         f"tokenizer: {vocab_size} pieces from {report['documents_sampled']} of {report['documents_total']} documents "
         f"({report['bytes'] / 1e6:.1f} MB) in {report['seconds']:.1f} s -> {output / 'tokenizer.model'} "
@@ -158,7 +158,7 @@ def main(config: TokenizerConfig) -> dict:
             import mlflow
 
             mlflow.log_metrics({key: report[key] for key in COUNTS + ("vocab_size", "seconds")})
-            for name in ("tokenizer.model", "special_tokens.json", "report.json"):
+            for name in ("tokenizer.model", "special_tokens.json", "stats.json"):
                 mlflow.log_artifact(str(output / name))
             report["mlflow_run_id"] = run.info.run_id
     return report

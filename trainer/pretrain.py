@@ -146,7 +146,16 @@ def main(config: PretrainConfig) -> dict:
         extra_params={"tokenizer_sha256": data["tokenizer_sha256"], "train_sequences": sum(data["sequences"].values()),
                       "seq_len": data["seq_len"], "global_batch": config.global_batch},
         inputs={"training": mixture_folders(config.data)},
+        tokenizer_dir=tokenizer_of(mixture_folders(config.data)[0]),
     )
+
+
+def tokenizer_of(tokens_dir: Path) -> str | None:
+    """The tokenizer folder the token shards were made with, as their job's config.json names it."""
+    import json
+
+    config = Path(tokens_dir) / "config.json"
+    return json.loads(config.read_text()).get("tokenizer_dir") if config.is_file() else None
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def main(config: SFTConfig) -> dict:
         config, _worker, run_name="sft", fingerprint=fingerprint(config, manifest["seq_len"], tokenizer),
         extra_params={f"data_{k}": v for k, v in counts.items()} | {"max_seq_len": manifest["seq_len"]},
         inputs={"training": [Path(config.sft_tokens_dir)]},
+        tokenizer_dir=config.tokenizer_dir or config.init_checkpoint,
     )
     return {**summary, "data": counts}
 

@@ -56,10 +56,13 @@ def record_lineage(mlflow, config, inputs: dict[str, list[Path]]) -> None:
 
 
 def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, fingerprint: dict[str, Any],
-                  extra_params: dict | None = None, inputs: dict[str, list[Path]] | None = None) -> dict:
+                  extra_params: dict | None = None, inputs: dict[str, list[Path]] | None = None,
+                  tokenizer_dir: str | Path | None = None) -> dict:
     """Launch `worker_fn` under Ray Train inside an MLflow run (the checkpoint's own run when resuming);
     returns the final metrics and the run id. A new run records `inputs` (context -> folders with a
-    manifest) as its MLflow datasets, and the run of its init_checkpoint, if any, as a tag."""
+    manifest) as its MLflow datasets, and the run of its init_checkpoint, if any, as a tag. The finished
+    checkpoint (its configs and the `tokenizer_dir` folder as artifacts) is registered as a new version of
+    the model `llada-<run_name>` (trainer/registry.py)."""
     from trainer.checkpointing import choose_resume
 
     config = dataclasses.replace(config, output_dir=str(Path(config.output_dir).resolve()))
@@ -78,7 +81,8 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
     params = {**to_dict(config), **(extra_params or {})}
     label = run_label(run_name, config.model, f"{config.num_workers}x", f"zero{config.zero_stage}", config.precision,
                       f"{config.steps} steps", f"lr {config.lr:g}")
-    with mlflow_run(config.mlflow_experiment, label, params, run_id=run_id) as run, stop_on_sigterm(output_dir) as stop:
+    with mlflow_run(config.mlflow_experiment, label, params, run_id=run_id, system_metrics=True) as run, \
+            stop_on_sigterm(output_dir) as stop:
         import mlflow
 
         if run_id is None:
@@ -110,6 +114,13 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
         }
         if "val_loss" in metrics:
             summary["val_loss"] = metrics["val_loss"]
+        from trainer.registry import log_tokenizer, register_checkpoint
+
+        log_tokenizer(mlflow, tokenizer_dir)
+        try:
+            summary["model_version"] = register_checkpoint(mlflow, f"llada-{run_name}", summary)
+        except Exception as e:  # noqa: BLE001 - the checkpoint is on disk and its run has it; registering can be redone
+            print(f"warning: could not register {output_dir} as a version of llada-{run_name}: {e}", flush=True)
         write_json(output_dir / RUN, summary)
     validation = f", val_loss {summary['val_loss']:.4f}" if "val_loss" in summary else ""
     print(f"[{run_name}] loss {summary['first_loss']:.4f} -> {summary['final_loss']:.4f}{validation}; "

@@ -1,6 +1,7 @@
 """The DAG files: they parse, import nothing heavy, and their Params make valid job configs."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -100,3 +101,43 @@ def test_fixed_values_are_dropdowns(dags):
 def test_the_work_folder_says_what_each_dag_reads_and_writes(dags):
     assert "Writes corpus/, corpus_fuzzy/, tokenizer/, tokens/" in dags["corpus_build"].params.get_param("work_dir").description
     assert dags["sft"].params.get_param("work_dir").description.startswith("Reads tokenizer/, pretrain/; writes sft_tokens/, sft/")
+
+
+def test_stages_write_assets_and_schedules_come_from_the_settings(dags, tmp_path):
+    """By default corpus_build is manual and nothing is chained; a settings file (or LLADA_* variables)
+    schedules the build and chains pretrain on the tokens asset, sft on the pretrain checkpoint."""
+    from orchestration.assets import CORPUS, PRETRAIN_CHECKPOINT, SFT_CHECKPOINT, TOKENS
+
+    assert all(dags[name].schedule is None for name in DAG_FILES)
+    assert dags["corpus_build"].get_task("write_token_shards").outlets == [TOKENS]
+    assert dags["corpus_build"].get_task("fuzzy_dedup").outlets == [CORPUS]
+    assert dags["pretrain"].get_task("train").outlets == [PRETRAIN_CHECKPOINT]
+    assert dags["sft"].get_task("finetune").outlets == [SFT_CHECKPOINT]
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text('corpus_build_schedule = "0 2 * * 6"\nchain_on_assets = true\n')
+    code = ("import json; from stack import airflow_home; airflow_home.configure(); dags = airflow_home.load_dags(); "
+            "print(json.dumps({name: [dags[name].schedule if isinstance(dags[name].schedule, str) else None, "
+            "type(dags[name].timetable).__name__, [a.name for a in getattr(getattr(dags[name].timetable, 'asset_condition', None), "
+            "'objects', ())]] for name in ('corpus_build', 'pretrain', 'sft')}))")
+    env = {**os.environ, "LLADA_SETTINGS": str(settings), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    timetables = json.loads(result.stdout.strip().splitlines()[-1])
+    assert timetables["corpus_build"] == ["0 2 * * 6", "CronTriggerTimetable", []]
+    assert timetables["pretrain"] == [None, "AssetTriggeredTimetable", [TOKENS.name]]
+    assert timetables["sft"] == [None, "AssetTriggeredTimetable", [PRETRAIN_CHECKPOINT.name]]
+
+
+
+def test_a_settings_variable_wins_over_the_file_and_unknown_settings_are_named(tmp_path, monkeypatch):
+    from orchestration.settings import load_settings
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text('corpus_build_schedule = "@daily"\nchain_on_assets = true\n')
+    monkeypatch.setenv("LLADA_SETTINGS", str(settings))
+    monkeypatch.setenv("LLADA_CHAIN_ON_ASSETS", "false")
+    assert load_settings() == {"corpus_build_schedule": "@daily", "chain_on_assets": False}
+    settings.write_text('chain_on_asset = true\n')
+    with pytest.raises(ValueError, match=r"settings.toml: unknown settings \['chain_on_asset'\]"):
+        load_settings()

@@ -22,6 +22,16 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def asset_events() -> dict[str, dict]:
+    """The newest asset event's extra per asset name, from Airflow's metadata DB."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return {event.asset.name: dict(event.extra) for event in session.scalars(select(AssetEvent).order_by(AssetEvent.timestamp))}
+
+
 @pytest.fixture(scope="module")
 def dags():
     airflow_home.configure()
@@ -80,8 +90,15 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         sequences += table.num_rows
     assert sequences == tokens["sequences"] and tokens["tokens"] == sequences * 64
 
+    # The assets written: each event says where, what (the manifest's sha256, counts) and which MLflow run.
+    events = asset_events()
+    assert events["llada_tokens"]["work_dir"] == str(work) and events["llada_tokens"]["path"] == str(work / "tokens")
+    assert events["llada_tokens"]["manifest_sha256"] == sha256(work / "tokens" / "manifest.json")
+    assert events["llada_tokens"]["sequences"] == sequences and events["llada_tokens"]["mlflow_run_id"]
+    assert events["llada_corpus"]["documents_kept"] == fuzzy["documents"]
+
     # Two Ray Train workers driving DeepSpeed ZeRO-2 in bf16 over gloo.
-    pretrain = {"work_dir": str(work), "steps": 30, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
+    pretrain = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
                 "num_workers": 2, "zero_stage": 2, "precision": "bf16"}
     assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
     run = json.loads((work / "pretrain" / "run.json").read_text())
@@ -95,9 +112,11 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert state["transformer.wte.weight"].dtype == torch.bfloat16
     assert torch.isfinite(load_model(work / "pretrain")(torch.zeros(1, 8, dtype=torch.long))).all()
     assert run["final_loss"] < run["first_loss"]
+    checkpoint_event = asset_events()["llada_pretrain_checkpoint"]
+    assert (checkpoint_event["mlflow_run_id"], checkpoint_event["path"]) == (run["run_id"], str(work / "pretrain"))
     assert 0 < run["val_loss"] < run["first_loss"]  # on tokens/validation/, held out of training
 
-    sft = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "log_every": 10,
+    sft = {"work_dir": str(work), "steps": 10, "micro_batch_size": 8, "log_every": 5,
            "sample.gen_length": 16, "sample.block_length": 8, "sample.steps": 16,
            "eval.tasks": ["demo_cloze", "demo_whatis"], "eval.limit": 4, "eval.mc_num": 4, "eval.mc_batch_size": 4,
            "eval.chat": True, "eval.gen_length": 8, "eval.block_length": 8, "eval.baseline": False}
@@ -113,18 +132,26 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri())
-    for summary, experiment, steps in ((run, "pretrain", 30), (sft_run, "sft", 20)):
+    for summary, experiment, steps, every in ((run, "pretrain", 20, 10), (sft_run, "sft", 10, 5)):
         logged = client.get_run(summary["run_id"])
         assert client.get_experiment(logged.info.experiment_id).name == experiment
         assert {"loss", "lr", "tokens_per_s", "final_loss"} <= set(logged.data.metrics)
+        assert "system/cpu_utilization_percentage" in logged.data.metrics  # MLflow's system metrics
         assert ("val_loss" in logged.data.metrics) == (experiment == "pretrain")
         assert logged.data.tags["checkpoint"] == Path(summary["checkpoint"]).as_uri()
         assert logged.data.params["steps"] == str(steps)
         history = client.get_metric_history(summary["run_id"], "loss")
-        assert [m.step for m in history] == list(range(10, steps + 1, 10))
+        assert [m.step for m in history] == list(range(every, steps + 1, every))
         assert history[-1].value == pytest.approx(summary["final_loss"])
         artifacts = {a.path for a in client.list_artifacts(summary["run_id"], "checkpoint")}
-        assert artifacts == {"checkpoint/config.json", "checkpoint/model_config.json"}
+        assert artifacts == {"checkpoint/config.json", "checkpoint/model_config.json", "checkpoint/tokenizer"}
+        assert "checkpoint/tokenizer/tokenizer.model" in {a.path for a in client.list_artifacts(summary["run_id"], "checkpoint/tokenizer")}
+        # the checkpoint, registered: the newest version of llada-<stage> (models:/llada-<stage>/latest), aliased best
+        versions = client.search_model_versions(f"name = 'llada-{experiment}'")
+        newest = max(versions, key=lambda v: int(v.version))
+        assert (newest.run_id, newest.version, newest.tags["checkpoint"]) == (summary["run_id"], summary["model_version"], summary["checkpoint"])
+        best, scored = client.get_model_version_by_alias(f"llada-{experiment}", "best"), [float(v.tags["val_loss"]) for v in versions if "val_loss" in v.tags]
+        assert float(best.tags["val_loss"]) == min(scored) if scored else best.version == newest.version
     assert (work / "pretrain" / "model.pt").is_file() and (work / "sft" / "model.pt").is_file()
     child = client.get_run(evaluation["mlflow_run_id"])  # the evaluation, a child of the SFT run
     assert child.data.tags["mlflow.parentRunId"] == sft_run["run_id"]
@@ -139,7 +166,7 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
         assert parent.data.tags["airflow.run_id"] == child.data.tags["airflow.run_id"]
         assert parent.info.status == "FINISHED" and parent.info.run_name.startswith(f"{name} · manual ")
         assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
-    assert logged["pretrain"].info.run_name.startswith("pretrain tiny 2x zero2 bf16 30 steps lr 0.002 · manual ")
+    assert logged["pretrain"].info.run_name.startswith("pretrain tiny 2x zero2 bf16 20 steps lr 0.002 · manual ")
     assert logged["pretrain"].data.tags["airflow.task_id"] == "train" and logged["pretrain"].data.tags["airflow.try_number"] == "1"
     [dataset] = logged["pretrain"].inputs.dataset_inputs
     assert dataset.dataset.name == "tokens" and dataset.dataset.digest == sha256(work / "tokens" / "manifest.json")[:36]

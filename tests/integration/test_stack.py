@@ -1,8 +1,11 @@
-"""`make up` / `make down`: the three UIs answer on loopback, the Airflow login works, and down stops them."""
+"""`make up` / `make down`: the three UIs answer on loopback, the Airflow login works, Ray's job API wants
+its token, and down stops them."""
 
 import json
 import socket
+import stat
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -26,13 +29,27 @@ def answers(url: str) -> bool:
         return False
 
 
+def status_of(url: str, headers: dict | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
 def test_up_then_down():
     busy = [name for name, port in stack.PORTS.items() if port_in_use(port)]
     if busy:
         pytest.skip(f"ports of {busy} are taken (is a `make up` stack running?)")
     assert stack.up() == 0
     try:
-        assert answers(f"http://127.0.0.1:{stack.PORTS['ray']}/api/version")
+        # Ray's job API takes the token of the 0600 file under .state/, and nothing without it
+        token_file = state_dir() / "ray_auth_token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        for path in ("api/version", "api/jobs/"):
+            url = f"http://127.0.0.1:{stack.PORTS['ray']}/{path}"
+            assert status_of(url) == 401
+            assert status_of(url, {"Authorization": f"Bearer {token_file.read_text().strip()}"}) == 200
         assert answers(f"http://127.0.0.1:{stack.PORTS['mlflow']}/health")
         assert answers(f"http://127.0.0.1:{stack.PORTS['airflow']}/api/v2/monitor/health")
         password = json.loads((state_dir() / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]

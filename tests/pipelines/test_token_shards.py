@@ -225,7 +225,7 @@ def test_cli_and_mlflow(run, inputs, tmp_path, capsys):
     assert found.data.params["seq_len"] == str(SEQ_LEN)
     assert f"mlflow run: {found.info.run_id}" in capsys.readouterr().out
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found.info.run_id)}
-    assert artifacts == {"manifest.json", "report.json"}
+    assert artifacts == {"manifest.json", "stats.json"}
 
 
 def test_a_hugging_face_tokenizer_folder_makes_token_shards_too(inputs, tmp_path):

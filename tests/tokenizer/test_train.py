@@ -44,7 +44,7 @@ def test_writes_model_special_tokens_config_and_report(trained):
         assert processor.id_to_piece(SPECIAL_IDS[name]) == piece
     assert [processor.is_control(i) for i in (1, 2, 3)] == [True, True, True] and processor.is_unknown(0)
     assert load_config(TokenizerConfig, output / "config.json").vocab_size == 1024
-    assert json.loads((output / "report.json").read_text()) == report
+    assert json.loads((output / "stats.json").read_text()) == report
     assert report["documents_total"] == report["documents_sampled"] == 360
     assert not list(output.glob(".*tmp*"))
 
@@ -147,9 +147,9 @@ def test_cli_and_mlflow(corpus, tmp_path, capsys, monkeypatch):
     setup_mlflow("corpus_build")
     (run,) = mlflow.search_runs(experiment_names=["corpus_build"], output_format="list")
     assert run.info.run_name == "tokenizer vocab 600" and run.data.metrics["vocab_size"] == 600
-    assert run.data.metrics["documents_split"] == json.loads((output / "report.json").read_text())["documents_split"]
+    assert run.data.metrics["documents_split"] == json.loads((output / "stats.json").read_text())["documents_split"]
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
-    assert artifacts == {"tokenizer.model", "special_tokens.json", "report.json"}
+    assert artifacts == {"tokenizer.model", "special_tokens.json", "stats.json"}
 
     missing = tmp_path / "nowhere"
     result = subprocess.run(

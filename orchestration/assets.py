@@ -1,0 +1,50 @@
+"""The Airflow Assets the stages write: the corpus chain's tokens, then the two checkpoints. A task that
+writes one (its operator's `outlets`) records an asset event whose `extra` says what was written: the
+work_dir and folder, the manifest's sha256, the documents or tokens in it, and the job's MLflow run id.
+With the chain_on_assets setting, pretrain is scheduled on the tokens asset and sft on the pretrain
+checkpoint (orchestration/settings.py), so one corpus build runs the whole chain; a run started by an
+asset event reads the work_dir that event names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset
+
+CORPUS = Asset(name="llada_corpus", uri="x-llada://corpus_build/corpus_fuzzy")
+TOKENS = Asset(name="llada_tokens", uri="x-llada://corpus_build/tokens")
+PRETRAIN_CHECKPOINT = Asset(name="llada_pretrain_checkpoint", uri="x-llada://pretrain/checkpoint")
+SFT_CHECKPOINT = Asset(name="llada_sft_checkpoint", uri="x-llada://sft/checkpoint")
+
+
+def event_extra(result: dict[str, Any], work_dir: str) -> dict[str, Any]:
+    """An asset event's `extra` from a job's result (the JOB_RESULT line) and its DAG run's work_dir."""
+    from common.files import sha256_of
+
+    folder = result.get("output_dir") or result.get("checkpoint") or ""
+    manifest = Path(folder) / "manifest.json" if folder else None
+    extra: dict[str, Any] = {"work_dir": work_dir, "path": folder,
+                             "mlflow_run_id": result.get("mlflow_run_id") or result.get("run_id") or ""}
+    if manifest is not None and manifest.is_file():  # a checkpoint has none: its run id and path identify it
+        extra["manifest_sha256"] = sha256_of(manifest)
+    for key in ("documents_kept", "sequences", "tokens", "steps", "final_loss", "val_loss"):
+        if isinstance(result.get(key), (int, float)):
+            extra[key] = result[key]
+    return extra
+
+
+def triggering_work_dir(context) -> str | None:
+    """The work_dir named by the newest asset event that started this DAG run, if an asset event did."""
+    events = context.get("triggering_asset_events") or {}
+    newest = [event for found in events.values() for event in found]
+    newest.sort(key=lambda event: event.timestamp)
+    return newest[-1].extra.get("work_dir") if newest and newest[-1].extra else None
+
+
+def schedule_on(asset: Asset):
+    """The DAG's schedule: the asset when the chain_on_assets setting is on, else manual runs only."""
+    from orchestration.settings import chain_on_assets
+
+    return [asset] if chain_on_assets() else None
