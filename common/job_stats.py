@@ -19,16 +19,12 @@ def write_stats(output_dir: str | Path, stats: Mapping[str, Any]) -> Path:
     return path
 
 
-def metric_key(*parts: str) -> str:
-    return ".".join(parts)
-
-
 def flat_metrics(values: Mapping[str, Any], *prefix: str) -> dict[str, float]:
-    """Every number in `values`, nested mappings included, keyed by metric_key of its path."""
+    """Every number in `values`, nested mappings included, keyed by its path joined by dots."""
     metrics: dict[str, float] = {}
     for key, value in values.items():
         if isinstance(value, Mapping):
             metrics |= flat_metrics(value, *prefix, str(key))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            metrics[metric_key(*prefix, str(key))] = value
+            metrics[".".join((*prefix, str(key)))] = value
     return metrics

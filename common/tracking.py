@@ -51,7 +51,7 @@ DAG_RUN_TAG = "llada.dag_run"
 """Tag of a DAG run's parent run, "<dag_id>/<run_id>": how its later tasks, and the demo, find it."""
 
 # Experiments open in MLflow 3's model-training view (runs table, metric charts), not its GenAI traces page.
-EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def dag_context() -> dict[str, Any]:
@@ -59,20 +59,21 @@ def dag_context() -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def find_dag_parent_run(client, experiment_id: str, dag_id: str, run_id: str):
-    """The parent run of one DAG run (orchestration/mlflow_lineage.py makes it), or None."""
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_id}/{run_id}'", max_results=1)
-    return found[0] if found else None
-
-
-def describe_dag_run(dag_id: str, run_id: str) -> list[str]:
-    """A DAG run's parent run and its children, one line each (the demo prints them)."""
+def find_dag_parent_run(dag_id: str, run_id: str):
+    """(client, the DAG's experiment id, the parent run of that DAG run or None): the parent run that
+    orchestration/mlflow_lineage.py makes, found by its tag; the experiment is made when missing."""
     from mlflow import MlflowClient
 
     mlflow = setup_mlflow(dag_id)
     client = MlflowClient()
     experiment_id = mlflow.get_experiment_by_name(dag_id).experiment_id
-    parent = find_dag_parent_run(client, experiment_id, dag_id, run_id)
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_id}/{run_id}'", max_results=1)
+    return client, experiment_id, found[0] if found else None
+
+
+def describe_dag_run(dag_id: str, run_id: str) -> list[str]:
+    """A DAG run's parent run and its children, one line each (the demo prints them)."""
+    client, experiment_id, parent = find_dag_parent_run(dag_id, run_id)
     if parent is None:
         return [f"no MLflow parent run for {dag_id}/{run_id}"]
     children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
@@ -84,9 +85,9 @@ def describe_dag_run(dag_id: str, run_id: str) -> list[str]:
 def ensure_experiment(mlflow, experiment: str) -> None:
     found = mlflow.get_experiment_by_name(experiment)
     if found is None:
-        mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}", tags=EXPERIMENT_KIND)
-    elif "mlflow.experimentKind" not in found.tags:  # made before this tag was set, or by MLflow itself
-        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
+        mlflow.create_experiment(experiment, artifact_location=f"{artifact_root()}/{experiment}", tags=dict([EXPERIMENT_KIND]))
+    elif EXPERIMENT_KIND[0] not in found.tags:  # made before this tag was set, or by MLflow itself
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
 
 
 def run_label(job: str, *settings: object) -> str:

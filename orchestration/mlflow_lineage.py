@@ -27,16 +27,9 @@ def dag_run_label(run_id: str) -> str:
 
 def child_context(dag_id: str, run_id: str, task_id: str, try_number: int, logical_date: Any) -> dict[str, Any]:
     """The parent run of this DAG run (created by its first task), and what its child runs carry."""
-    from mlflow import MlflowClient
-
-    from common.tracking import setup_mlflow
-
-    mlflow = setup_mlflow(dag_id)
-    client = MlflowClient()
-    experiment_id = mlflow.get_experiment_by_name(dag_id).experiment_id
+    client, experiment_id, parent = find_dag_parent_run(dag_id, run_id)
     common_tags = {"airflow.dag_id": dag_id, "airflow.run_id": run_id, "airflow.logical_date": str(logical_date or ""),
                    "mlflow.source.git.commit": git_commit()}
-    parent = find_dag_parent_run(client, experiment_id, dag_id, run_id)
     if parent is None:
         parent = client.create_run(experiment_id, run_name=f"{dag_id} · {dag_run_label(run_id)}",
                                    tags={**common_tags, DAG_RUN_TAG: f"{dag_id}/{run_id}", "airflow.try_number": str(try_number)})
@@ -46,14 +39,8 @@ def child_context(dag_id: str, run_id: str, task_id: str, try_number: int, logic
 
 def end_parent_run(context) -> None:
     """DAG callback: the DAG run's parent run ends FINISHED or FAILED with it."""
-    from mlflow import MlflowClient
-
-    from common.tracking import setup_mlflow
-
     dag_run = context["dag_run"]
-    mlflow = setup_mlflow(dag_run.dag_id)
-    client = MlflowClient()
-    parent = find_dag_parent_run(client, mlflow.get_experiment_by_name(dag_run.dag_id).experiment_id, dag_run.dag_id, dag_run.run_id)
+    client, _, parent = find_dag_parent_run(dag_run.dag_id, dag_run.run_id)
     if parent is not None:
         state = str(getattr(dag_run.state, "value", dag_run.state))
         client.set_terminated(parent.info.run_id, status="FINISHED" if state == "success" else "FAILED")
