@@ -136,12 +136,10 @@ def stage(module: str, args: list[str], output_dir: Path, ray_address: str) -> d
     if result.returncode:
         raise RuntimeError(f"{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     final, final_files = folder_usage(output_dir)
-    stats_file = output_dir / "stats.json"
-    stats = json.loads(stats_file.read_text())
-    rss = stats["peak_rss_mb"]
+    stats = json.loads((output_dir / "stats.json").read_text())
     return {"wall": wall, "cpu": cpu, "work_bytes": max(watcher.bytes - final, 0), "work_files": max(watcher.files - final_files, 0),
             "output_bytes": final,
-            "peak_rss_mb": max(rss.values()) if isinstance(rss, dict) else rss}
+            "peak_rss_mb": max(stats["peak_rss_mb"].values())}
 
 
 def chain(size_gb: float, work: Path, tokenizer: Path | None, ray_address: str) -> tuple[dict, dict[str, dict], Path | None]:

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 LOCK_NAME = ".lock"
+SEALED = "sealed.json"
+"""Marks a finished folder that no job may write in any more (its own output_dir, or a folder inside it)."""
 
 
 class OutputLocked(RuntimeError):
@@ -56,6 +58,10 @@ def _describe(holder: dict) -> str:
 def output_lock(output_dir: str | Path, *, log=print) -> Iterator[Path]:
     """Hold `output_dir/.lock` for the block; raises OutputLocked naming the holder if another job has it."""
     path = Path(output_dir) / LOCK_NAME
+    for folder in (Path(output_dir).absolute(), *Path(output_dir).absolute().parents):
+        if (folder / SEALED).is_file():
+            raise OutputLocked(f"{output_dir} is inside {folder}, which is sealed ({folder / SEALED}): a complete "
+                               "version is never written again; write a new one")
     path.parent.mkdir(parents=True, exist_ok=True)
     mine = _holder()
     for _ in range(3):  # create; or replace a stale lock, racing another rerun at most twice

@@ -131,21 +131,24 @@ def mlflow_run(experiment: str, run_name: str, params: dict[str, Any] | None = N
     mlflow.end_run(status="FINISHED")
 
 
-def log_folder_dataset(mlflow, folder: str | os.PathLike, *, context: str) -> None:
+def log_folder_dataset(mlflow, folder: str | os.PathLike, *, context: str, name: str = "", version: str = "") -> None:
     """Record a stage's output folder (one with a manifest.json) as an input dataset of the active run:
-    named after the folder, its digest the manifest's sha256 (MLflow keeps 36 characters; the whole one
-    is the input's `manifest_sha256` tag), its source the folder's path."""
+    named `name` (default: after the folder), its digest the manifest's sha256 (MLflow keeps 36 characters;
+    the whole one is the input's `manifest_sha256` tag), its source the folder's path, its `version` (a
+    corpus version) an input tag."""
     from pathlib import Path
 
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
     from common.files import sha256_of
+    from common.job_harness import MANIFEST
 
     folder = Path(folder).resolve()
-    digest = sha256_of(folder / "manifest.json")
-    dataset = MetaDataset(source=resolve_dataset_source(folder.as_uri()), name=folder.name, digest=digest[:36])
-    mlflow.log_input(dataset, context=context, tags={"manifest_sha256": digest, "path": str(folder)})
+    digest = sha256_of(folder / MANIFEST)
+    dataset = MetaDataset(source=resolve_dataset_source(folder.as_uri()), name=name or folder.name, digest=digest[:36])
+    tags = {"manifest_sha256": digest, "path": str(folder)} | ({"version": version} if version else {})
+    mlflow.log_input(dataset, context=context, tags=tags)
 
 
 class MetricSender:

@@ -1,22 +1,25 @@
 """corpus_build: raw documents -> cleaned, exactly deduplicated -> near-duplicates removed -> tokenizer -> token shards.
 
-Each task submits one job (the same `python -m ...` a user can run by hand) to Ray and follows it from the
-triggerer (orchestration/ray_job_operator.py);
-the folders under `work_dir` each job reads and writes are formats/layout.py's:
+Each run writes a new version of the corpus `corpus_name`, {work_dir}/corpora/{corpus_name}/{version}/
+(formats/corpus_versions.py): `corpus_version`, or the run's logical date. Each job task submits one job
+(the same `python -m ...` a user can run by hand) to Ray and follows it from the triggerer
+(orchestration/ray_job_operator.py); the folders each job reads and writes are formats/layout.py's:
 
-    clean_and_dedup     pipelines.corpus_build   -> {work_dir}/corpus
-    fuzzy_dedup         pipelines.fuzzy_dedup    -> {work_dir}/corpus_fuzzy
-    train_tokenizer     tokenizer.train          -> {work_dir}/tokenizer
-    write_token_shards  pipelines.token_shards   -> {work_dir}/tokens
+    claim_version       refuses a version already complete
+    clean_and_dedup     pipelines.corpus_build   -> {version}/corpus
+    fuzzy_dedup         pipelines.fuzzy_dedup    -> {version}/corpus_fuzzy
+    train_tokenizer     tokenizer.train          -> {version}/tokenizer
+    write_token_shards  pipelines.token_shards   -> {version}/tokens
+    publish_version     seals the version (sealed.json: never written again), then moves `latest` to it
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from airflow.sdk import chain, dag
+from airflow.sdk import chain, dag, task
 
-from orchestration.airflow_params import CHAINED_FIELDS, params_for, work_dir_param
+from orchestration.airflow_params import CHAINED_FIELDS, corpus_params, params_for, work_dir_param
 from orchestration.assets import CORPUS, TOKENS
 from orchestration.mlflow_lineage import dag_callbacks
 from orchestration.ray_job_operator import ray_job
@@ -48,12 +51,26 @@ OUTLETS = {"fuzzy_dedup": [CORPUS], "write_token_shards": [TOKENS]}  # the asset
     **dag_callbacks(),  # the DAG run's MLflow parent run ends with it
     params={
         "work_dir": work_dir_param([job for job, _, _ in TASKS.values()]),
+        **corpus_params(building=True),
         **{k: v for _, cls, prefix in TASKS.values() for k, v in params_for(cls, prefix=prefix, exclude=CHAINED_FIELDS).items()},
     },
 )
 def corpus_build():
-    chain(*(ray_job(job, config_cls, prefix=prefix, task_id=task_id, outlets=OUTLETS.get(task_id, []))
-            for task_id, (job, config_cls, prefix) in TASKS.items()))
+    @task
+    def claim_version(params=None, dag_run=None) -> str:
+        from orchestration.corpus_tasks import claim_version
+
+        return claim_version(params, dag_run)
+
+    @task
+    def publish_version(params=None, dag_run=None) -> dict:
+        from orchestration.corpus_tasks import publish_version
+
+        return publish_version(params, dag_run)
+
+    jobs = [ray_job(job, config_cls, prefix=prefix, task_id=task_id, corpus="write", outlets=OUTLETS.get(task_id, []))
+            for task_id, (job, config_cls, prefix) in TASKS.items()]
+    chain(claim_version(), *jobs, publish_version())
 
 
 corpus_build()

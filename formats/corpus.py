@@ -4,9 +4,10 @@
     manifest.json                      shards (file, documents, text bytes, file size, sha256), totals, config;
                                        written last
 
-The manifest marks a finished folder: a job removes it before writing, and writes it after every shard.
-Readers (`document_shards`) require it and check the folder against it: the same shard files, each of
-the size recorded; a stage that reads a shard's bytes anyway also compares its sha256 (`check_sha256`).
+The manifest marks a finished folder: the job removes it before writing and writes it after every shard
+(common/job_harness.py). Readers (`document_shards`) require it and check the folder against it: the
+same shard files, each of the size recorded; a stage that reads a shard's bytes anyway also compares its
+sha256 (`check_sha256`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow.parquet as pq
 
 from common.config import ConfigError
 from common.files import write_json
+from common.job_harness import MANIFEST
 from common.paths import require_paths
 
 DOCUMENT_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
@@ -30,7 +32,6 @@ CORPUS_SCHEMA = DOCUMENT_SCHEMA.append(pa.field("language", pa.string())).append
 fastText language and score. The fuzzy dedup carries every column along; readers need `text`."""
 
 DOCUMENTS_DIR = "documents"
-MANIFEST = "manifest.json"
 SHARD_GLOB = "shard-*.parquet"
 SHARD_KEYS = ("documents", "bytes", "sha256")
 """What the manifest records of each shard besides its file."""
@@ -78,12 +79,6 @@ def document_shards(corpus_dir: str | Path) -> list[Path]:
         if "text" not in pq.read_schema(shard).names:
             raise ConfigError(f"{shard} has no 'text' column; expected the corpus build's documents (id, text, source)")
     return shards
-
-
-def start_output(output_dir: Path) -> None:
-    """Create `output_dir` and remove its manifest, so an interrupted rerun is not mistaken for a finished one."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / MANIFEST).unlink(missing_ok=True)
 
 
 def shard_entry(name: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -33,8 +33,8 @@ import xxhash
 
 from common.config import ConfigError
 from common.files import atomic_path, write_json
+from common.job_harness import MANIFEST
 
-MANIFEST = "manifest.json"
 FILE_GLOB = "tokens-*.arrow"
 VALIDATION_DIR = "validation"
 FORMAT = (

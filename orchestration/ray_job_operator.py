@@ -12,6 +12,10 @@
 - **Stopping.** Killing the task (mark failed / clear in the UI; SIGTERM of a worker) stops the Ray job:
   `on_kill` on a worker, RayJobTrigger.on_kill on the triggerer. `execution_timeout` stops it too.
 
+- **Corpus versions.** A task with `corpus="write"` writes the DAG run's corpus version, one with
+  `corpus="read"` reads a complete one (latest resolved when it starts): either way its corpus folders
+  come from that version's folder (orchestration/corpus_tasks.py).
+
 Without RAY_ADDRESS a local Ray head is started for the job and the job is watched in the task (a
 triggerer could not reach a head that lives and dies with one task).
 """
@@ -86,10 +90,12 @@ class RayJobOperator(BaseOperator):
     ui_color = "#e8f0fe"
 
     def __init__(self, *, module: str, overrides: Callable[[Mapping[str, Any]], dict[str, Any]], address: str | None = None,
-                 deferrable: bool = True, poll_seconds: float = 2.0, max_poll_seconds: float = 30.0, status_retries: int = 6,
-                 **kwargs):
+                 corpus: str | None = None, deferrable: bool = True, poll_seconds: float = 2.0, max_poll_seconds: float = 30.0,
+                 status_retries: int = 6, **kwargs):
         super().__init__(**kwargs)
-        self.module, self.overrides, self.address, self.deferrable = module, overrides, address, deferrable
+        if corpus not in (None, "read", "write"):
+            raise ValueError(f"corpus={corpus!r}: None, 'read' or 'write'")
+        self.module, self.overrides, self.address, self.deferrable, self.corpus = module, overrides, address, deferrable, corpus
         self.watch_settings = {"poll_seconds": poll_seconds, "max_poll_seconds": max_poll_seconds, "status_retries": status_retries}
         self._running: tuple[str, str] | None = None  # (address, submission id) while this worker watches a job
 
@@ -122,13 +128,18 @@ class RayJobOperator(BaseOperator):
         return self.execute_complete(context, outcome)
 
     def _params(self, context) -> dict[str, Any]:
-        """The DAG run's params; in a run started by an asset event, the work_dir that event names."""
-        from orchestration.assets import triggering_work_dir
+        """The DAG run's params; in a run started by an asset event, the work_dir (and corpus version) that
+        event names; with `corpus`, the corpus version's folder (corpus_dir) and `name/version` (corpus)."""
+        from orchestration.assets import triggering_params
 
         params = dict(context["params"])
-        if work_dir := triggering_work_dir(context):
-            self.log.info("started by an asset event: work_dir=%s", work_dir)
-            params["work_dir"] = work_dir
+        if triggered := triggering_params(context):
+            self.log.info("started by an asset event: %s", ", ".join(f"{k}={v}" for k, v in triggered.items()))
+            params |= triggered
+        if self.corpus:
+            from orchestration.corpus_tasks import corpus_place
+
+            params |= corpus_place(params, context["dag_run"], writing=self.corpus == "write")
         return params
 
     def _lineage(self, ti, context) -> dict[str, str]:
@@ -150,7 +161,7 @@ class RayJobOperator(BaseOperator):
         if self.outlets:  # what the job wrote, on each asset event (orchestration/assets.py)
             from orchestration.assets import event_extra
 
-            extra = event_extra(result, self._params(context).get("work_dir", ""))
+            extra = event_extra(result, self._params(context))
             for asset in self.outlets:
                 context["outlet_events"][asset].extra = extra
         return result

@@ -39,23 +39,23 @@ import time
 from pathlib import Path
 
 from common.cli import run_job
-from common.config import ConfigError
-from formats.corpus import start_output
+from common.config import ConfigError, to_dict
+from common.job_harness import Built, run_folder_job
+from formats.corpus import write_manifest
 from pipelines.config import CorpusBuildConfig
 from pipelines.corpus_stages import build_stages
-from pipelines.corpus_stats import build_stats, log_to_mlflow, print_summary
+from pipelines.corpus_stats import build_stats, nothing_kept, summary_lines
 from pipelines.corpus_tasks import clean_task, dedup_task, write_task
 from pipelines.corpus_work import Work, gather_quarantine, gather_samples, place_shards
-from pipelines.job_run import run_corpus_job
 from pipelines.readers.inputs import expand_inputs, plan_tasks
 from pipelines.task_rounds import prepare_work, run_round, work_dir
 
 LOG = "[corpus_build]"
 
 
-def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tuple[list[dict], dict]:
-    """Run the three rounds on the configured runner, move the shards into place; returns (the manifest's
-    shard entries, stats)."""
+def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> Built:
+    """Run the three rounds on the configured runner, move the shards into place; returns the stats and
+    the manifest's writer, which refuses a corpus of no document (nothing downstream takes it)."""
     from common.runners import make_runner
 
     tasks = plan_tasks(files, config.split_bytes)
@@ -85,7 +85,13 @@ def build(config: CorpusBuildConfig, files: list[Path], output_dir: Path) -> tup
     seconds["write"] = time.perf_counter() - started
 
     stats = build_stats(files=len(files), shards=shards, cleans=cleans, dedups=dedups, writes=writes, seconds=seconds)
-    return shards, stats
+
+    def manifest() -> None:
+        if not stats["documents_kept"]:
+            raise ConfigError(nothing_kept(stats, output_dir))
+        write_manifest(output_dir, shards, to_dict(config))
+
+    return Built(stats, manifest)
 
 
 def dedup_partitions(config: CorpusBuildConfig, files: list[Path]) -> int:
@@ -98,26 +104,16 @@ def dedup_partitions(config: CorpusBuildConfig, files: list[Path]) -> int:
 
 def main(config: CorpusBuildConfig) -> dict:
     """Build the corpus described by `config`; returns the stats (also in output_dir/stats.json)."""
-    started = time.perf_counter()
     files = expand_inputs(config.inputs)  # a missing input fails here, before anything is written
     unreadable = [str(p) for p in files if not os.access(p, os.R_OK)]
     if unreadable:
         raise ConfigError(f"input files cannot be read (permissions): {', '.join(unreadable)}")
     config = dataclasses.replace(config, num_partitions=dedup_partitions(config, files))  # recorded in config.json
     output_dir = Path(config.output_dir)
-    start_output(output_dir)
     print(f"{LOG} {len(files)} input files -> {output_dir}", flush=True)
+    return run_folder_job(config, "corpus_build", lambda: build(config, files, output_dir), work=work_dir(output_dir),
+                          artifacts=("dropped_samples.jsonl",), table=summary_lines)
 
-    return run_corpus_job(
-        config,
-        "corpus_build",
-        output_dir,
-        lambda: build(config, files, output_dir),
-        work=work_dir(output_dir),
-        started=started,
-        log_to_run=log_to_mlflow,
-        print_summary=lambda stats: print_summary(stats, LOG),
-    )
 
 if __name__ == "__main__":
     raise SystemExit(

@@ -1,5 +1,6 @@
 """Accounting of the corpus build: per stage, documents and bytes in, kept and dropped by reason, time;
-and the report made of it: stats.json, the summary printed at the end, the MLflow metrics.
+and what the job reports of it: stats.json (common/job_harness.py writes it, logs it to MLflow and prints
+its table), the per-stage lines of that table, the error of a build that kept nothing.
 
 Each read task returns one `StageTally` per stage; the driver adds them up (in task order, so the
 totals do not depend on which task finished first) and prints them as a table.
@@ -12,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pyarrow as pa
-
-from common.job_stats import flat_metrics
 import pyarrow.compute as pc
+
+from common.job_harness import STATS
 
 
 def text_bytes(table: pa.Table) -> int:
@@ -81,13 +82,13 @@ def sum_stages(per_task: list[dict[str, dict]]) -> dict[str, StageTally]:
 
 def stage_table(stages: dict[str, StageTally]) -> list[str]:
     """The per-stage table printed at the end of the job."""
-    header = f"  {'stage':<20} {'docs in':>10} {'kept':>10} {'MB in':>9} {'MB kept':>9} {'cpu s':>8}   dropped by reason"
-    lines = [header, "  " + "-" * (len(header) + 10)]
+    header = f"{'stage':<20} {'docs in':>10} {'kept':>10} {'MB in':>9} {'MB kept':>9} {'cpu s':>8}   dropped by reason"
+    lines = [header, "-" * (len(header) + 10)]
     for name, tally in stages.items():
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in tally.dropped.most_common())
         extra = ", ".join(f"{key} {count:,}" for key, count in sorted(tally.counts.items()))
         lines.append(
-            f"  {name:<20} {tally.documents_in:>10,} {tally.documents_kept:>10,} {tally.bytes_in / 1e6:>9.2f} "
+            f"{name:<20} {tally.documents_in:>10,} {tally.documents_kept:>10,} {tally.bytes_in / 1e6:>9.2f} "
             f"{tally.bytes_kept / 1e6:>9.2f} {tally.seconds:>8.1f}   {reasons}{'; ' + extra if extra else ''}"
         )
     return lines
@@ -131,28 +132,21 @@ def build_stats(
     }
 
 
-def print_summary(stats: dict, log: str) -> None:
-    print(f"{log} done in {stats['seconds']['total']:.1f}s: {stats['documents_in']:,} records in, "
-          f"{stats['documents_kept']:,} documents kept in {stats['shards']} shards "
-          f"({stats['bytes_in'] / 1e6:,.1f} MB in, {stats['bytes_kept'] / 1e6:,.1f} MB kept)")
-    for line in stage_table({name: StageTally.from_dict(values) for name, values in stats["stages"].items()}):
-        print(line)
+def summary_lines(stats: dict) -> list[str]:
+    """The corpus build's lines of its end-of-job table (common/job_harness.py): the per-stage table, then
+    what was quarantined and skipped."""
+    lines = stage_table({name: StageTally.from_dict(values) for name, values in stats["stages"].items()})
     if stats["quarantined"]:
-        print(f"  {stats['quarantined']:,} records quarantined (quarantine.jsonl): {stats['stages']['read']['dropped']}")
+        lines.append(f"{stats['quarantined']:,} records quarantined (quarantine.jsonl): {stats['stages']['read']['dropped']}")
     if stats["skipped_records"]:
-        print(f"  records that are not documents, skipped: {stats['skipped_records']}")
+        lines.append(f"records that are not documents, skipped: {stats['skipped_records']}")
+    return lines
 
 
-def log_to_mlflow(stats: dict, output_dir: Path) -> None:
-    """The counts as metrics of the active MLflow run; manifest.json, stats.json and the samples as artifacts."""
-    import mlflow
-
-    counted = ("files", "read_tasks", "shards", "documents_in", "documents_kept", "bytes_in", "bytes_kept", "quarantined", "blank_lines")
-    metrics = {name: stats[name] for name in counted}
-    metrics |= flat_metrics({"dropped": stats["dropped"], "seconds": stats["seconds"]})
-    for stage, tally in stats["stages"].items():
-        metrics |= {f"stage.{stage}.{key}": tally[key] for key in ("documents_kept", "bytes_kept", "seconds")}
-        metrics |= {f"stage.{stage}.{key}": count for key, count in tally["counts"].items()}
-    mlflow.log_metrics(metrics)
-    for name in ("manifest.json", "stats.json", "dropped_samples.jsonl"):
-        mlflow.log_artifact(str(output_dir / name))
+def nothing_kept(stats: dict, output_dir: Path) -> str:
+    """The error of a build that kept no document: what dropped the most, so the fix (a setting, the
+    inputs) is found at once instead of at the next stage."""
+    dropped = stats["dropped"]
+    culprit = f"; {max(dropped, key=dropped.get)} dropped the most ({max(dropped.values()):,})" if dropped else ""
+    return (f"corpus_build kept no document of {stats['documents_in']:,}{culprit}; see {output_dir / STATS} "
+            "for every stage's counts, and loosen its settings or check the inputs")

@@ -45,15 +45,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from common.cli import run_job
-from common.config import ConfigError
+from common.config import ConfigError, to_dict
+from common.job_harness import Built, run_folder_job
 from common.runners import Runner, make_runner
-from formats.corpus import DOCUMENTS_DIR, SHARD_GLOB, document_shards, shard_entry, start_output
+from formats.corpus import DOCUMENTS_DIR, SHARD_GLOB, document_shards, shard_entry, write_manifest
 from pipelines import components
 from pipelines.fuzzy_dedup_config import FuzzyDedupConfig
-from pipelines.fuzzy_report import build_stats, log_to_mlflow, print_summary
+from pipelines.fuzzy_report import build_stats, source_table
 from pipelines.fuzzy_tasks import bucket_task, cluster_task, signature_task, star_task, write_task
 from pipelines.fuzzy_work import concatenate_duplicates
-from pipelines.job_run import run_corpus_job
 from pipelines.minhash_presets import MinHashParams, resolve_params
 from pipelines.task_rounds import prepare_work, run_round, work_dir
 
@@ -97,8 +97,8 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
     seconds[name] = round(time.perf_counter() - started, 3)
 
 
-def build(config: FuzzyDedupConfig, params: MinHashParams, shards: list[Path], output_dir: Path) -> tuple[list[dict], dict]:
-    """Run the rounds and put the outputs in place; returns (the manifest's shard entries, stats)."""
+def build(config: FuzzyDedupConfig, params: MinHashParams, shards: list[Path], output_dir: Path) -> Built:
+    """Run the rounds and put the outputs in place; returns the stats and the manifest's writer."""
     runner = make_runner(config.runner)
     work = work_dir(output_dir)
     prepare_work(work, config, shards, LOG)
@@ -146,12 +146,11 @@ def build(config: FuzzyDedupConfig, params: MinHashParams, shards: list[Path], o
 
     entries = [shard_entry(shard.name, result) for shard, result in zip(shards, results["write"])]
     stats = build_stats(params=params, partitions=num_partitions, final_round=final_round, results=results, seconds=seconds)
-    return entries, stats
+    return Built(stats, lambda: write_manifest(output_dir, entries, to_dict(config)))
 
 
 def main(config: FuzzyDedupConfig) -> dict:
     """Remove the near duplicates of `config.corpus_dir`; returns the stats (also in output_dir/stats.json)."""
-    started = time.perf_counter()
     params = resolve_params(
         config.preset, shingle=config.shingle, ngram=config.ngram, bands=config.bands, rows=config.rows, seed=config.seed
     )
@@ -159,18 +158,10 @@ def main(config: FuzzyDedupConfig) -> dict:
     output_dir = Path(config.output_dir)
     if output_dir.resolve() == Path(config.corpus_dir).resolve():
         raise ConfigError(f"output_dir is the corpus_dir ({output_dir}); the input shards would be overwritten")
-    start_output(output_dir)
     print(f"{LOG} {config.corpus_dir} -> {output_dir} (preset {config.preset})", flush=True)
-    return run_corpus_job(
-        config,
-        "fuzzy_dedup",
-        output_dir,
-        lambda: build(config, params, shards, output_dir),
-        work=work_dir(output_dir),
-        started=started,
-        log_to_run=log_to_mlflow,
-        print_summary=lambda stats: print_summary(stats, LOG),
-    )
+    # by_source: its keys are input paths, as many as the inputs and not all valid MLflow metric names.
+    return run_folder_job(config, "fuzzy_dedup", lambda: build(config, params, shards, output_dir), settings=(config.preset,),
+                          work=work_dir(output_dir), table=source_table, not_metrics=("by_source",))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,13 @@
-"""Accounting of the fuzzy dedup: documents and bytes in, kept and removed, by source; and the report
-made of it: stats.json, the summary printed at the end, the MLflow metrics."""
+"""Accounting of the fuzzy dedup: documents and bytes in, kept and removed, by source: its stats.json
+(common/job_harness.py writes it, logs it to MLflow and prints its table) and the per-source lines of that table."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pyarrow as pa
 
-from common.job_stats import flat_metrics
 from pipelines.minhash_presets import MinHashParams
-
-COUNTED = (
-    "documents_in", "documents_kept", "documents_removed", "documents_without_shingles", "bytes_in",
-    "bytes_kept", "bytes_removed", "candidate_edges", "edges", "clusters", "documents_in_clusters",
-    "component_rounds", "partitions", "tasks_resumed",
-)
-"""The stats logged as MLflow metrics, besides the timings and peak RSS."""
 
 
 def source_counts(table: pa.Table) -> dict[str, dict[str, int]]:
@@ -83,45 +74,13 @@ def build_stats(
     }
 
 
-def print_summary(stats: dict, log: str) -> None:
-    rows = [
-        ("documents in", stats["documents_in"]),
-        ("kept", stats["documents_kept"]),
-        ("removed", stats["documents_removed"]),
-        ("without shingles (kept)", stats["documents_without_shingles"]),
-        ("bytes in", stats["bytes_in"]),
-        ("bytes removed", stats["bytes_removed"]),
-        ("candidate edges", stats["candidate_edges"]),
-        ("edges after verification", stats["edges"]),
-        ("clusters", stats["clusters"]),
-        ("documents in clusters", stats["documents_in_clusters"]),
-        ("kept, unlike their survivor", stats["documents_unchained"]),
-        ("component rounds", stats["component_rounds"]),
-        ("partitions", stats["partitions"]),
-        ("tasks resumed", stats["tasks_resumed"]),
-    ]
-    width = max(len(name) for name, _ in rows)
-    print(f"{log} done in {stats['seconds']['total']:.1f}s")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value:>14,}")
+def source_table(stats: dict) -> list[str]:
+    """The fuzzy dedup's lines of its end-of-job table (common/job_harness.py): documents in, kept and
+    removed per source, the most removed first."""
     sources = sorted(stats["by_source"].items(), key=lambda item: -item[1]["documents_removed"])
-    source_width = max([len("source")] + [len(source) for source, _ in sources])
-    print(f"  {'source':<{source_width}}  {'in':>10}  {'kept':>10}  {'removed':>10}  {'bytes removed':>14}")
+    width = max([len("source")] + [len(source) for source, _ in sources])
+    lines = [f"{'source':<{width}}  {'in':>10}  {'kept':>10}  {'removed':>10}  {'bytes removed':>14}"]
     for source, counts in sources:
-        print(
-            f"  {source:<{source_width}}  {counts['documents_in']:>10,}  {counts['documents_kept']:>10,}  "
-            f"{counts['documents_removed']:>10,}  {counts['bytes_removed']:>14,}"
-        )
-    print("  " + ", ".join(f"{name} {value:.1f}s" for name, value in stats["seconds"].items()))
-    print("  peak RSS per worker: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in stats["peak_rss_mb"].items()))
-
-
-def log_to_mlflow(stats: dict, output_dir: Path) -> None:
-    """Counts, timings and peak RSS as metrics of the active MLflow run; manifest.json and stats.json as artifacts."""
-    import mlflow
-
-    metrics = {name: stats[name] for name in COUNTED}
-    metrics |= flat_metrics({"seconds": stats["seconds"], "peak_rss_mb": stats["peak_rss_mb"]})
-    mlflow.log_metrics(metrics)
-    mlflow.log_artifact(str(output_dir / "manifest.json"))
-    mlflow.log_artifact(str(output_dir / "stats.json"))
+        lines.append(f"{source:<{width}}  {counts['documents_in']:>10,}  {counts['documents_kept']:>10,}  "
+                     f"{counts['documents_removed']:>10,}  {counts['bytes_removed']:>14,}")
+    return lines

@@ -6,8 +6,8 @@ per conversation file (a Ray task unless runner=local) streams it (tokenizer/con
 or Parquet, messages or prompt/response; every assistant turn a pair, or one per dialogue; bad records
 counted and named) and writes every pairs_per_file pairs one
 token file (formats/token_shards.py): rows of prompt + response right-padded with EOS to max_seq_len,
-with their prompt_length and length. The manifest, written last, holds the counts and the tokenizer's
-sha256. The same inputs give the same bytes.
+with their prompt_length and length. The manifest, written last (common/job_harness.py), holds the
+counts and the tokenizer's sha256. The same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from common.cli import run_job
-from common.config import ConfigError, save_config, to_dict
+from common.config import ConfigError
 from common.files import sha256_of
+from common.job_harness import Built, run_folder_job
 from common.paths import require_paths
 from common.runners import make_runner
-from common.job_stats import write_stats
-from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from pipelines.sft_shards_config import SFTShardsConfig
 from tokenizer.conversations import iter_pairs, new_stats
 from tokenizer.encode import Tokenizer
 
+LOG = "[sft_shards]"
 KIND = "sft"
 """The manifest's `kind` for SFT pairs (pretraining folders have none)."""
 COUNTS = ("conversations", "pairs", "bad_lines", "truncated", "too_long")
@@ -78,12 +78,10 @@ def tokenize_conversations(path: str, source: str, index: int, output_dir: str, 
     return {"entries": entries, "stats": stats}
 
 
-def main(config: SFTShardsConfig) -> dict:
-    """Write the token files, the manifest, config.json and stats.json; returns the report."""
-    require_paths(config.conversations)
-    tokenizer = Tokenizer.load(config.tokenizer_dir)
+def build(config: SFTShardsConfig, tokenizer: Tokenizer) -> Built:
+    """Write the token files, one task per conversation file, and remove those none makes any more; returns
+    the stats and the manifest's writer."""
     output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     output_dir, tokenizer_dir = str(output.resolve()), str(Path(config.tokenizer_dir).resolve())
     calls = [(str(Path(path).resolve()), str(path), i, output_dir, tokenizer_dir, config.max_seq_len, config.pairs_per_file,
@@ -92,14 +90,14 @@ def main(config: SFTShardsConfig) -> dict:
     for index, result in make_runner(config.runner).map_unordered(tokenize_conversations, calls):
         results[index] = result
         counts = result["stats"]
-        print(f"sft shards: [{len(results)}/{len(calls)}] {config.conversations[index]}: {counts['conversations']} conversations "
+        print(f"{LOG} [{len(results)}/{len(calls)}] {config.conversations[index]}: {counts['conversations']} conversations "
               f"-> {counts['pairs']} pairs in {len(result['entries'])} files ({counts['bad_lines']} bad lines, "
               f"{counts['truncated']} truncated, {counts['too_long']} too long) at {time.perf_counter() - started:.1f} s", flush=True)
         for example in counts["examples"]:
-            print(f"sft shards: skipped {example}", flush=True)
+            print(f"{LOG} skipped {example}", flush=True)
     entries = [entry for index in sorted(results) for entry in results[index]["entries"]]
     for stale in sorted(set(output.glob(token_format.FILE_GLOB)) - {output / e["file"] for e in entries}):
-        print(f"sft shards: removing {stale}, which no conversation file makes any more", flush=True)
+        print(f"{LOG} removing {stale}, which no conversation file makes any more", flush=True)
         stale.unlink()
     totals = {key: sum(r["stats"][key] for r in results.values()) for key in COUNTS}
     if not totals["pairs"]:
@@ -108,21 +106,16 @@ def main(config: SFTShardsConfig) -> dict:
                                             special_tokens={**tokenizer.special_tokens, "vocab_size": tokenizer.vocab_size})
     manifest |= {"kind": KIND, "columns": list(token_format.SFT_COLUMNS), "counts": totals,
                  "padding": "each row is prompt + response (ending in EOS) right-padded with EOS to seq_len"}
-    token_format.write_manifest(output, manifest)
-    save_config(config, output / "config.json")
-    report = {**totals, "files": len(entries), "max_seq_len": config.max_seq_len,
-              "seconds": round(time.perf_counter() - started, 3), "output_dir": str(output)}
-    write_stats(output, report)
-    print(f"sft shards: {totals['pairs']} pairs of at most {config.max_seq_len} tokens from {totals['conversations']} "
-          f"conversations in {report['seconds']:.1f} s -> {output}", flush=True)
-    if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, run_label("sft_shards", f"max_seq_len {config.max_seq_len}"), params=to_dict(config)) as run:
-            import mlflow
+    stats = {**totals, "files": len(entries), "max_seq_len": config.max_seq_len,
+             "seconds": {"tokenize": round(time.perf_counter() - started, 3)}}
+    return Built(stats, lambda: token_format.write_manifest(output, manifest))
 
-            mlflow.log_metrics({key: report[key] for key in (*COUNTS, "files", "seconds")})
-            mlflow.log_artifact(str(output / token_format.MANIFEST))
-            report["mlflow_run_id"] = run.info.run_id
-    return report
+
+def main(config: SFTShardsConfig) -> dict:
+    """Write the token files, config.json, stats.json and the manifest; returns the stats."""
+    require_paths(config.conversations)
+    tokenizer = Tokenizer.load(config.tokenizer_dir)
+    return run_folder_job(config, "sft_shards", lambda: build(config, tokenizer), settings=(f"max_seq_len {config.max_seq_len}",))
 
 
 if __name__ == "__main__":

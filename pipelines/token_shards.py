@@ -8,8 +8,8 @@ holds one source; the last, partial row of each source in a shard is dropped and
 tokens_dropped. Documents whose id hashes below validation_fraction go to validation/tokens-NNNNN.arrow
 instead (formats/token_shards.py `held_out`). Each file records its source shard's sha256, the
 tokenizer's sha256, seq_len and validation_fraction in its schema metadata: a rerun keeps a shard whose
-files match and redoes the others. The manifests (validation/ first) are written last. The same inputs
-give the same bytes.
+files match and redoes the others. The manifests (validation/ first) are written last, after config.json
+and stats.json (common/job_harness.py). The same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -22,18 +22,17 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from common.cli import run_job
-from common.config import ConfigError, save_config, to_dict
+from common.config import ConfigError
 from common.files import sha256_of
+from common.job_harness import Built, run_folder_job
 from common.runners import make_runner
-from common.job_stats import write_stats
-from common.tracking import mlflow_run, run_label
 from formats import token_shards as token_format
 from formats.corpus import check_sha256, document_shards
 from pipelines.packing import pack_sequences
 from pipelines.token_config import TokenShardsConfig
 from tokenizer.encode import Tokenizer
 
-METRICS = ("sequences", "tokens", "tokens_dropped", "documents", "validation_sequences", "seconds", "tokens_per_second")
+LOG = "[token_shards]"
 SPLITS = ("train", "validation")
 
 
@@ -113,17 +112,10 @@ def tokenize_shard(shard: str, index: int, output_dir: str, tokenizer_dir: str, 
     return {**entries, "skipped": skipped, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def main(config: TokenShardsConfig) -> dict:
-    """Write the token files, the manifests, config.json and stats.json; returns the report (counts, timings)."""
-    shards = document_shards(config.corpus_dir)
-    for shard in shards:
-        missing = {"id", "source"} - set(pq.read_schema(shard).names)
-        if missing:
-            raise ConfigError(f"{shard} has no {', '.join(sorted(missing))} column; expected the corpus build's "
-                              "documents (id, text, source)")
-    tokenizer = Tokenizer.load(config.tokenizer_dir)
+def build(config: TokenShardsConfig, shards: list[Path], tokenizer: Tokenizer) -> Built:
+    """Write the token files, one task per document shard, and remove those no shard makes any more;
+    returns the stats and the writer of the manifests (validation/'s first)."""
     output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
     runner = make_runner(config.runner)
     started = time.perf_counter()
     # Absolute paths: a worker's current folder need not be the driver's.
@@ -138,18 +130,19 @@ def main(config: TokenShardsConfig) -> dict:
         train, held = result["train"], result.get("validation")
         validation = f" (+{held['sequences']} validation)" if held else ""
         print(
-            f"token shards: [{len(results)}/{len(shards)}] {shards[index].name} -> {train['file']}: "
+            f"{LOG} [{len(results)}/{len(shards)}] {shards[index].name} -> {train['file']}: "
             f"{train['sequences']} sequences from {train['documents']} documents{validation}"
             f"{' (up to date, kept)' if result['skipped'] else ''} at {time.perf_counter() - started:.1f} s",
             flush=True,
         )
+    seconds = time.perf_counter() - started
     results.sort(key=lambda r: r["train"]["file"])
     splits = SPLITS if config.validation_fraction > 0 else SPLITS[:1]
     folders = {"train": output, "validation": output / token_format.VALIDATION_DIR}
     for split, folder in folders.items():
         keep = {folder / r[split]["file"] for r in results} if split in splits else set()
         for stale in sorted(set(folder.glob(token_format.FILE_GLOB)) - keep):
-            print(f"token shards: removing {stale}, which no document shard makes any more", flush=True)
+            print(f"{LOG} removing {stale}, which no document shard makes any more", flush=True)
             stale.unlink()
     if "validation" not in splits and folders["validation"].is_dir():
         (folders["validation"] / token_format.MANIFEST).unlink(missing_ok=True)
@@ -165,43 +158,41 @@ def main(config: TokenShardsConfig) -> dict:
     }
     manifest = manifests["train"]
     if "validation" in manifests:
-        token_format.write_manifest(folders["validation"], manifests["validation"])
         manifest["validation"] = {
             "dir": token_format.VALIDATION_DIR, "fraction": config.validation_fraction,
             **{key: manifests["validation"][key] for key in ("documents", "sequences")},
         }
-    token_format.write_manifest(output, manifest)
-    save_config(config, output / "config.json")
-    seconds = time.perf_counter() - started
+
+    def write_manifests() -> None:
+        if "validation" in manifests:
+            token_format.write_manifest(folders["validation"], manifests["validation"])
+        token_format.write_manifest(output, manifest)
+
     dropped = sum(m["tokens_dropped"] for m in manifests.values())
-    report = {
+    stats = {
         **{key: manifest[key] for key in ("seq_len", "sequences", "tokens", "tokens_dropped", "documents")},
         "validation_sequences": manifest.get("validation", {}).get("sequences", 0),
         "validation_documents": manifest.get("validation", {}).get("documents", 0),
         "shards": len(results),
         "shards_kept": sum(r["skipped"] for r in results),
-        "peak_rss_mb": max((r["peak_rss_mb"] for r in results), default=0.0),  # of a worker, over its tasks so far
-        "seconds": round(seconds, 3),
         "tokens_per_second": round((sum(m["tokens"] for m in manifests.values()) + dropped) / max(seconds, 1e-9)),
-        "output_dir": str(output),
+        "seconds": {"tokenize": round(seconds, 3)},
+        "peak_rss_mb": {"tokenize": max((r["peak_rss_mb"] for r in results), default=0.0)},  # of a worker, over its tasks so far
     }
-    write_stats(output, report)
-    print(
-        f"token shards: {report['sequences']} sequences of {config.seq_len} ({report['tokens']} tokens, "
-        f"{report['tokens_dropped']} dropped) from {report['documents']} documents, "
-        f"{report['validation_sequences']} validation sequences from {report['validation_documents']} documents, "
-        f"in {seconds:.1f} s -> {output}",
-        flush=True,
-    )
-    if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, run_label("token_shards", f"seq_len {config.seq_len}"), params=to_dict(config)) as run:
-            import mlflow
+    return Built(stats, write_manifests)
 
-            mlflow.log_metrics({key: report[key] for key in METRICS})
-            for name in ("manifest.json", "stats.json"):
-                mlflow.log_artifact(str(output / name))
-            report["mlflow_run_id"] = run.info.run_id
-    return report
+
+def main(config: TokenShardsConfig) -> dict:
+    """Write the token files, config.json, stats.json and the manifests; returns the stats."""
+    shards = document_shards(config.corpus_dir)
+    for shard in shards:
+        missing = {"id", "source"} - set(pq.read_schema(shard).names)
+        if missing:
+            raise ConfigError(f"{shard} has no {', '.join(sorted(missing))} column; expected the corpus build's "
+                              "documents (id, text, source)")
+    tokenizer = Tokenizer.load(config.tokenizer_dir)
+    return run_folder_job(config, "token_shards", lambda: build(config, shards, tokenizer),
+                          settings=(f"seq_len {config.seq_len}",))
 
 
 if __name__ == "__main__":

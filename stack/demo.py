@@ -17,7 +17,8 @@ from pathlib import Path
 from stack import airflow_home
 from common.paths import PROJECT_ROOT, state_dir
 from formats.checkpoint import CHECKPOINTS, EVAL_SUMMARY, RUN, SAMPLES
-from formats.layout import DEFAULT_WORK_DIR
+from formats.corpus_versions import DEFAULT_NAME, resolve
+from formats.layout import CORPUS_FOLDERS, DEFAULT_WORK_DIR
 from formats.token_shards import MANIFEST, VALIDATION_DIR
 
 # Small enough for 2 CPU cores in a few minutes; the same knobs are the DAGs' Params. resume=never: a
@@ -81,14 +82,17 @@ def main() -> int:
 
 
 def print_summary(work: Path, seconds: float) -> None:
+    version, corpus = resolve(work, DEFAULT_NAME)  # the version the corpus build just sealed, and pretraining read
+
     def read(folder: str, name: str) -> dict:
-        return json.loads((work / folder / name).read_text())
+        return json.loads(((corpus if folder in CORPUS_FOLDERS else work) / folder / name).read_text())
 
     stats, fuzzy, tokens = read("corpus", "stats.json"), read("corpus_fuzzy", "stats.json"), read("tokens", MANIFEST)
     tokens_validation = read("tokens", f"{VALIDATION_DIR}/{MANIFEST}")
     pretrain, sft, sft_pairs = read("pretrain", RUN), read("sft", RUN), read("sft_tokens", MANIFEST)
     sample = json.loads((work / "sft" / SAMPLES).read_text().splitlines()[-1])
-    rows = [("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
+    rows = [("corpus version", f"{DEFAULT_NAME}/{version} in {corpus}"),
+            ("documents in", f"{stats['documents_in']:,}"), ("documents kept", f"{stats['documents_kept']:,}")]
     rows += [(f"  dropped: {reason}", f"{count:,}") for reason, count in sorted(stats["dropped"].items())]
     rows += [("near duplicates removed", f"{fuzzy['documents_removed']:,} ({fuzzy['clusters']:,} clusters); {fuzzy['documents_kept']:,} documents left")]
     rows += [

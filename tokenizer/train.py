@@ -21,12 +21,11 @@ import pyarrow.parquet as pq
 import sentencepiece as spm
 
 from common.cli import run_job
-from common.config import ConfigError, save_config, to_dict
-from common.job_stats import write_stats
-from common.tracking import mlflow_run, run_label
+from common.config import ConfigError
+from common.job_harness import Built, run_folder_job
 from formats.corpus import document_shards
 from tokenizer.config import TokenizerConfig
-from tokenizer.sentencepiece_tokenizer import SentencePieceTokenizer
+from tokenizer.sentencepiece_tokenizer import MODEL_FILE, SPECIALS_FILE, SentencePieceTokenizer
 from tokenizer.specials import trainer_options
 
 READ_BATCH_ROWS = 1024
@@ -114,11 +113,9 @@ def train_options(config: TokenizerConfig) -> dict:
     }
 
 
-def main(config: TokenizerConfig) -> dict:
-    """Train, then write tokenizer.model, special_tokens.json, config.json and stats.json; returns the report."""
-    shards = document_shards(config.corpus_dir)
-    output = Path(config.output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+def build(config: TokenizerConfig, shards: list[Path]) -> Built:
+    """Train and write tokenizer.model and special_tokens.json; returns the stats (the folder has no manifest:
+    Tokenizer.load checks the two files against each other)."""
     started = time.perf_counter()
     counts: Counter = Counter()
     model = io.BytesIO()
@@ -134,34 +131,22 @@ def main(config: TokenizerConfig) -> dict:
             f"SentencePiece cannot train with this config ({e}); see vocab_size and character_coverage"
         ) from None
     tokenizer = SentencePieceTokenizer(model.getvalue())
-    tokenizer.save(output)
-    ids, vocab_size = tokenizer.special_tokens, tokenizer.vocab_size
-    save_config(config, output / "config.json")
-    report = {
-        "output_dir": str(output),
+    tokenizer.save(config.output_dir)
+    return Built({
         "tokenizer_sha256": tokenizer.sha256,
-        "vocab_size": vocab_size,
-        "special_tokens": ids,
+        "vocab_size": tokenizer.vocab_size,
+        "special_tokens": tokenizer.special_tokens,
         "shards": len(shards),
         **{key: counts[key] for key in COUNTS},
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_stats(output, report)
-    print(
-        f"tokenizer: {vocab_size} pieces from {report['documents_sampled']} of {report['documents_total']} documents "
-        f"({report['bytes'] / 1e6:.1f} MB) in {report['seconds']:.1f} s -> {output / 'tokenizer.model'} "
-        f"(sha256 {report['tokenizer_sha256'][:12]})",
-        flush=True,
-    )
-    if config.log_to_mlflow:
-        with mlflow_run(config.mlflow_experiment, run_label("tokenizer", f"vocab {config.vocab_size}"), params=to_dict(config)) as run:
-            import mlflow
+        "seconds": {"train": round(time.perf_counter() - started, 3)},
+    })
 
-            mlflow.log_metrics({key: report[key] for key in COUNTS + ("vocab_size", "seconds")})
-            for name in ("tokenizer.model", "special_tokens.json", "stats.json"):
-                mlflow.log_artifact(str(output / name))
-            report["mlflow_run_id"] = run.info.run_id
-    return report
+
+def main(config: TokenizerConfig) -> dict:
+    """Train, then write tokenizer.model, special_tokens.json, config.json and stats.json; returns the stats."""
+    shards = document_shards(config.corpus_dir)
+    return run_folder_job(config, "tokenizer", lambda: build(config, shards), settings=(f"vocab {config.vocab_size}",),
+                          artifacts=(MODEL_FILE, SPECIALS_FILE), not_metrics=("special_tokens",))
 
 
 if __name__ == "__main__":

@@ -159,6 +159,10 @@ class PretrainConfig(TrainConfig):
     """Token-shard folders, or folder:source for one document source inside a folder, to weights, e.g.
     {"out/tokens_web": 0.7, "out/tokens_code": 0.3}: each global batch draws from them in these
     proportions (trainer/data/). Empty: tokens_dir alone."""
+    corpus: str = ""
+    """The corpus version tokens_dir belongs to, `name/version` (formats/corpus_versions.py): the pretrain DAG
+    sets it from its corpus_name and corpus_version Params (latest resolved), so config.json and the MLflow
+    run record exactly what was read. Empty: a run by hand on a folder of its own."""
     init_checkpoint: str = ""
     """Start from these weights (our export folder, or a Hugging Face LLaDA folder such as LLaDA-8B-Base),
     with a fresh optimizer and schedule: continued pretraining, e.g. LLaDA's annealing phase on another
@@ -185,9 +189,9 @@ class SFTConfig(TrainConfig):
     init_checkpoint: str = default_folder("trainer.sft", "init_checkpoint")
     """Checkpoint folder to start from: a pretraining output_dir, or a Hugging Face LLaDA folder
     (LLaDA-8B-Base or -Instruct: config.json + safetensors)."""
-    tokenizer_dir: str = default_folder("trainer.sft", "tokenizer_dir")
+    tokenizer_dir: str = ""
     """Tokenizer folder: ours (tokenizer.model) or a Hugging Face one (tokenizer.json). Empty: the tokenizer
-    inside init_checkpoint (a Hugging Face LLaDA folder holds its own)."""
+    inside init_checkpoint (our checkpoints, like a Hugging Face LLaDA folder, hold their own)."""
     lr: float = 2e-4
     """Peak learning rate (LLaDA-8B SFT: 2.5e-5)."""
     mlflow_experiment: str = "sft"
@@ -200,8 +204,9 @@ class SampleConfig:
 
     checkpoint: str = default_folder("trainer.sample", "checkpoint")
     """Checkpoint folder: ours (model.pt + model_config.json) or a Hugging Face LLaDA folder."""
-    tokenizer_dir: str = default_folder("trainer.sample", "tokenizer_dir")
-    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint`."""
+    tokenizer_dir: str = ""
+    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint` (every
+    training export holds the one it was trained with)."""
     prompt: str = "What does the `ls` command do?"
     """User message; it is wrapped in the chat layout when `chat` is true."""
     chat: bool = True
@@ -264,8 +269,9 @@ class EvaluateConfig:
 
     checkpoint: str = default_folder("trainer.evaluate", "checkpoint")
     """Checkpoint folder: ours (model.pt + model_config.json) or a Hugging Face LLaDA folder."""
-    tokenizer_dir: str = default_folder("trainer.evaluate", "tokenizer_dir")
-    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint`."""
+    tokenizer_dir: str = ""
+    """Tokenizer folder, ours or a Hugging Face one. Empty: the tokenizer inside `checkpoint` (every
+    training export holds the one it was trained with)."""
     tasks: list[str] = field(default_factory=lambda: ["demo_cloze"])
     """lm-eval task names: the local ones of include_path (demo_cloze, demo_whatis), or, with a Hugging Face
     datasets cache, lm-eval's own (e.g. mmlu, gsm8k, arc_challenge, hellaswag)."""

@@ -138,7 +138,7 @@ def main(config: PretrainConfig) -> dict:
     data = check_data(config)
     for key, weight in data["weights"].items():
         print(f"[pretrain] {key}: weight {weight:.3f}, {data['sequences'][key]:,} sequences of {data['seq_len']}", flush=True)
-    return train_tracked(
+    summary = train_tracked(
         config,
         _worker,
         run_name="pretrain",
@@ -148,6 +148,7 @@ def main(config: PretrainConfig) -> dict:
         inputs={"training": mixture_folders(config.data)},
         tokenizer_dir=tokenizer_of(mixture_folders(config.data)[0]),
     )
+    return {**summary, "corpus": config.corpus} if config.corpus else summary
 
 
 def tokenizer_of(tokens_dir: Path) -> str | None:

@@ -41,12 +41,19 @@ def stop_on_sigterm(output_dir: Path) -> Iterator[Path]:
 
 
 def record_lineage(mlflow, config, inputs: dict[str, list[Path]]) -> None:
-    """The new run's links: the datasets it reads, and the checkpoint (and its run) it starts from."""
+    """The new run's links: the datasets it reads (a folder of a corpus version named `<corpus>/<folder>`,
+    its version an input tag), and the checkpoint (and its run) it starts from."""
     from common.tracking import log_folder_dataset
+    from formats.corpus_versions import version_of
 
     for context, folders in inputs.items():
         for folder in folders:
-            log_folder_dataset(mlflow, folder, context=context)
+            if place := version_of(folder):
+                log_folder_dataset(mlflow, folder, context=context, name=f"{place[0]}/{Path(folder).name}", version=place[1])
+            else:
+                log_folder_dataset(mlflow, folder, context=context)
+    if getattr(config, "corpus", ""):
+        mlflow.set_tag("llada.corpus", config.corpus)
     init = getattr(config, "init_checkpoint", "")
     if init:
         mlflow.set_tag("llada.init_checkpoint", str(init))
@@ -68,6 +75,12 @@ def train_tracked(config, worker_fn: Callable[[dict], None], *, run_name: str, f
     config = dataclasses.replace(config, output_dir=str(Path(config.output_dir).resolve()))
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir and Path(tokenizer_dir).resolve() != output_dir:
+        # The export carries the tokenizer it is trained with, as a Hugging Face folder does: SFT, sampling
+        # and evaluation of it need no other folder (their tokenizer_dir defaults to the checkpoint's own).
+        from tokenizer.encode import Tokenizer
+
+        Tokenizer.load(tokenizer_dir).save(output_dir)
     resume_from, state = choose_resume(config, fingerprint)  # a wrong checkpoint fails here, before any worker
     if resume_from is not None:
         print(f"[{run_name}] resuming from {resume_from} (step {state['step']})", flush=True)

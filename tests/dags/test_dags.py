@@ -29,7 +29,10 @@ def dags():
 
 def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert set(DAG_FILES) <= set(dags)
-    assert {t.task_id for t in dags["corpus_build"].tasks} == {"clean_and_dedup", "fuzzy_dedup", "train_tokenizer", "write_token_shards"}
+    assert {t.task_id for t in dags["corpus_build"].tasks} == {"claim_version", "clean_and_dedup", "fuzzy_dedup", "train_tokenizer",
+                                                              "write_token_shards", "publish_version"}
+    assert dags["corpus_build"].get_task("clean_and_dedup").upstream_task_ids == {"claim_version"}
+    assert dags["corpus_build"].get_task("publish_version").upstream_task_ids == {"write_token_shards"}
     assert dags["corpus_build"].get_task("train_tokenizer").upstream_task_ids == {"fuzzy_dedup"}
     assert dags["corpus_build"].get_task("fuzzy_dedup").upstream_task_ids == {"clean_and_dedup"}
     assert {t.task_id for t in dags["pretrain"].tasks} == {"train"}
@@ -40,13 +43,19 @@ def test_dagbag_has_the_three_dags_and_their_tasks(dags):
     assert dags["corpus_build"].get_task("write_token_shards").upstream_task_ids == {"train_tokenizer"}
 
 
-def test_every_task_is_a_deferrable_ray_job_and_no_two_runs_share_a_work_dir(dags):
+def test_every_job_task_is_a_deferrable_ray_job_and_no_two_runs_share_a_work_dir(dags):
     from orchestration.ray_job_operator import RayJobOperator
 
     for name in DAG_FILES:
         assert dags[name].max_active_runs == 1
         for task in dags[name].tasks:
+            if task.task_id in ("claim_version", "publish_version"):  # the corpus version's bookends: file moves
+                continue
             assert isinstance(task, RayJobOperator) and task.deferrable, (name, task.task_id)
+    # the corpus jobs write the run's corpus version; pretraining reads a complete one
+    assert {t.corpus for t in dags["corpus_build"].tasks if isinstance(t, RayJobOperator)} == {"write"}
+    assert dags["pretrain"].get_task("train").corpus == "read"
+    assert {t.corpus for t in dags["sft"].tasks} == {None}
     modules = {t.task_id: t.module for t in dags["sft"].tasks}
     assert modules == {"tokenize_conversations": "pipelines.sft_shards", "finetune": "trainer.sft", "sample": "trainer.sample",
                        "evaluate": "trainer.evaluate"}
@@ -99,8 +108,13 @@ def test_fixed_values_are_dropdowns(dags):
 
 
 def test_the_work_folder_says_what_each_dag_reads_and_writes(dags):
-    assert "Writes corpus/, corpus_fuzzy/, tokenizer/, tokens/" in dags["corpus_build"].params.get_param("work_dir").description
-    assert dags["sft"].params.get_param("work_dir").description.startswith("Reads tokenizer/, pretrain/; writes sft_tokens/, sft/")
+    version = "corpora/<corpus_name>/<version>/"
+    assert (f"Writes {version}corpus/, {version}corpus_fuzzy/, {version}tokenizer/, {version}tokens/"
+            in dags["corpus_build"].params.get_param("work_dir").description)
+    assert dags["pretrain"].params.get_param("work_dir").description.startswith(f"Reads {version}tokens/; writes pretrain/")
+    assert dags["sft"].params.get_param("work_dir").description.startswith("Reads pretrain/; writes sft_tokens/, sft/")
+    assert dags["corpus_build"].params["corpus_version"] == "" and dags["pretrain"].params["corpus_version"] == "latest"
+    assert dags["corpus_build"].params["corpus_name"] == dags["pretrain"].params["corpus_name"] == "main"
 
 
 def test_stages_write_assets_and_schedules_come_from_the_settings(dags, tmp_path):

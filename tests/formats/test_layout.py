@@ -42,8 +42,17 @@ def test_each_output_is_the_next_jobs_input():
     assert job_folders("trainer.sft", "w")["init_checkpoint"] == job_folders("trainer.pretrain", "w")["output_dir"]
     assert job_folders("trainer.sft", "w")["sft_tokens_dir"] == job_folders("pipelines.sft_shards", "w")["output_dir"] == "w/sft_tokens"
     assert job_folders("trainer.sample", "w")["checkpoint"] == "w/sft" == default_folder("trainer.sft", "output_dir").replace("out", "w")
+    # SFT pairs are tokenized with the tokenizer inside the checkpoint they fine-tune
+    assert job_folders("pipelines.sft_shards", "w")["tokenizer_dir"] == job_folders("trainer.pretrain", "w")["output_dir"]
     assert set(CHAINED_FIELDS) == {"output_dir", "corpus_dir", "tokenizer_dir", "tokens_dir", "sft_tokens_dir", "init_checkpoint",
-                                  "checkpoint"}
+                                  "checkpoint", "corpus"}
+
+
+def test_corpus_folders_come_from_the_corpus_version_and_training_folders_from_the_work_dir():
+    version = "w/corpora/main/v1"
+    assert job_folders("pipelines.token_shards", "w", version) == {
+        "corpus_dir": f"{version}/corpus_fuzzy", "tokenizer_dir": f"{version}/tokenizer", "output_dir": f"{version}/tokens"}
+    assert job_folders("trainer.pretrain", "w", version) == {"tokens_dir": f"{version}/tokens", "output_dir": "w/pretrain"}
 
 
 def test_an_unknown_folder_is_named():

@@ -48,7 +48,10 @@ def test_missing_input_fails_the_task_with_the_path(dags, tmp_path, capsys):
     # the task's error names the Ray job, its status and its log's last lines, where the job said why
     assert re.search(r"ray job llada-corpus_build-\S+-clean_and_dedup-\w+ \(pipelines.corpus_build\) FAILED", out), out[-3000:]
     assert f"input path does not exist: {missing}" in out[out.index("last lines of its log"):]
-    assert not (tmp_path / "corpus" / "manifest.json").exists()
+    # the version it claimed is neither sealed nor latest
+    [version] = (tmp_path / "corpora" / "main").iterdir()
+    assert not (version / "sealed.json").exists() and not (version / "corpus" / "manifest.json").exists()
+    assert not (tmp_path / "corpora" / "main" / "latest").exists()
 
 
 def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
@@ -56,6 +59,17 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     conf = {"work_dir": str(work), **DEMO_CORPUS, "corpus.inputs": [str(PROJECT_ROOT / "data" / "demo" / "corpus")],
             "tokenizer.vocab_size": 2048, "tokens.seq_len": 64}
     assert airflow_home.run_dag(dags["corpus_build"], conf) == "success"
+
+    # The build wrote a new version of corpus "main" (named by the run's logical date), sealed it and
+    # pointed latest at it; a second build of that version is refused before any job runs.
+    from formats.corpus_versions import resolve
+
+    version, folder = resolve(work, "main")
+    assert re.fullmatch(r"\d{8}T\d{6}Z", version) and json.loads((folder / "sealed.json").read_text())["version"] == version
+    assert airflow_home.run_dag(dags["corpus_build"], {**conf, "corpus_version": version}) == "failed"
+    assert resolve(work, "main") == (version, folder)
+    corpus_work, work_root = folder, work
+    work = corpus_work  # the corpus folders below are the version's
 
     # Cleaned documents: readable shards whose counts agree with the manifest and the stats.
     manifest = json.loads((work / "corpus" / "manifest.json").read_text())
@@ -92,18 +106,23 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
 
     # The assets written: each event says where, what (the manifest's sha256, counts) and which MLflow run.
     events = asset_events()
-    assert events["llada_tokens"]["work_dir"] == str(work) and events["llada_tokens"]["path"] == str(work / "tokens")
+    assert events["llada_tokens"]["work_dir"] == str(work_root) and events["llada_tokens"]["path"] == str(work / "tokens")
+    assert (events["llada_tokens"]["corpus_name"], events["llada_tokens"]["corpus_version"]) == ("main", version)
     assert events["llada_tokens"]["manifest_sha256"] == sha256(work / "tokens" / "manifest.json")
     assert events["llada_tokens"]["sequences"] == sequences and events["llada_tokens"]["mlflow_run_id"]
     assert events["llada_corpus"]["documents_kept"] == fuzzy["documents"]
 
-    # Two Ray Train workers driving DeepSpeed ZeRO-2 in bf16 over gloo.
+    # Two Ray Train workers driving DeepSpeed ZeRO-2 in bf16 over gloo, on the latest corpus version.
+    tokens_dir, work = work / "tokens", work_root
     pretrain = {"work_dir": str(work), "steps": 20, "micro_batch_size": 8, "lr": 2e-3, "warmup_steps": 5, "log_every": 10,
                 "num_workers": 2, "zero_stage": 2, "precision": "bf16"}
     assert airflow_home.run_dag(dags["pretrain"], pretrain) == "success"
     run = json.loads((work / "pretrain" / "run.json").read_text())
     config = json.loads((work / "pretrain" / "config.json").read_text())
     assert (config["num_workers"], config["zero_stage"], config["precision"]) == (2, 2, "bf16")
+    assert (config["corpus"], config["tokens_dir"]) == (f"main/{version}", str(tokens_dir))  # the version read, not "latest"
+    # the export carries its tokenizer: SFT pairs, SFT, sampling and evaluation below take it from there
+    assert sha256(work / "pretrain" / "tokenizer.model") == sha256(corpus_work / "tokenizer" / "tokenizer.model")
     import torch
 
     from trainer.checkpoint import load_model
@@ -169,7 +188,8 @@ def test_corpus_pretrain_sft_end_to_end(dags, tmp_path):
     assert logged["pretrain"].info.run_name.startswith("pretrain tiny 2x zero2 bf16 20 steps lr 0.002 · manual ")
     assert logged["pretrain"].data.tags["airflow.task_id"] == "train" and logged["pretrain"].data.tags["airflow.try_number"] == "1"
     [dataset] = logged["pretrain"].inputs.dataset_inputs
-    assert dataset.dataset.name == "tokens" and dataset.dataset.digest == sha256(work / "tokens" / "manifest.json")[:36]
+    assert dataset.dataset.name == "main/tokens" and dataset.dataset.digest == sha256(tokens_dir / "manifest.json")[:36]
+    assert {t.key: t.value for t in dataset.tags}["version"] == version and logged["pretrain"].data.tags["llada.corpus"] == f"main/{version}"
     assert logged["sft"].data.tags["llada.init_run_id"] == run["run_id"]
     corpus_children = client.search_runs([client.get_experiment_by_name("corpus_build").experiment_id],
                                          filter_string="tags.`airflow.dag_id` = 'corpus_build'")

@@ -1,19 +1,37 @@
 """`make up` / `make down`: the three UIs answer on loopback, the Airflow login works, Ray's job API wants
-its token, and down stops them."""
+its token; a person's round trip through the UIs in a real browser (trigger pretrain from Airflow's form,
+find and compare the runs in MLflow); and down stops them. One stack for the module (it takes ~40 s to start).
 
+The browser is Debian's Chromium driven by Playwright's Python client (the Makefile installs both). Chromium
+156 hangs on screenshots when given a `--headless` argument, or when a test waits for "networkidle" (both
+UIs keep connections open): it is launched with Playwright's `headless=True`, and the test waits for
+elements. Each step leaves a screenshot under .state/screenshots/, a failing one FAILED-<step>.png.
+"""
+
+import contextlib
 import json
+import re
+import shutil
 import socket
 import stat
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from stack import services as stack
-from common.paths import state_dir
+from common.paths import PROJECT_ROOT, state_dir
+from tests.integration import tiny_token_shards
 
 pytestmark = pytest.mark.integration
+
+AIRFLOW = f"http://127.0.0.1:{stack.PORTS['airflow']}"
+MLFLOW = f"http://127.0.0.1:{stack.PORTS['mlflow']}"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` would download a browser of its own
+SCREENSHOTS = PROJECT_ROOT / ".state" / "screenshots"  # the project's .state/, kept after the test session
 
 
 def port_in_use(port: int) -> bool:
@@ -37,40 +55,238 @@ def status_of(url: str, headers: dict | None = None) -> int:
         return e.code
 
 
-def test_up_then_down():
+def airflow_password() -> str:
+    return json.loads((state_dir() / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+
+
+def airflow_api(method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    """One call to Airflow's REST API (`POST /auth/token` first, for the Bearer token)."""
+    request = urllib.request.Request(f"{AIRFLOW}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def airflow_token() -> str:
+    return airflow_api("POST", "/auth/token", {"username": "admin", "password": airflow_password()})["access_token"]
+
+
+def wait_for_dags(token: str, names: set[str], timeout: float = 60) -> set[str]:
+    """The DAG ids Airflow lists once `names` are among them (the dag-processor parses dags/ after start)."""
+    deadline, dags = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline:
+        dags = {d["dag_id"] for d in airflow_api("GET", "/api/v2/dags", token=token)["dags"]}
+        if names <= dags:
+            break
+        time.sleep(2)
+    return dags
+
+
+@pytest.fixture(scope="module")
+def running_stack():
     busy = [name for name, port in stack.PORTS.items() if port_in_use(port)]
     if busy:
         pytest.skip(f"ports of {busy} are taken (is a `make up` stack running?)")
     assert stack.up() == 0
     try:
-        # Ray's job API takes the token of the 0600 file under .state/, and nothing without it
-        token_file = state_dir() / "ray_auth_token"
-        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        for path in ("api/version", "api/jobs/"):
-            url = f"http://127.0.0.1:{stack.PORTS['ray']}/{path}"
-            assert status_of(url) == 401
-            assert status_of(url, {"Authorization": f"Bearer {token_file.read_text().strip()}"}) == 200
-        assert answers(f"http://127.0.0.1:{stack.PORTS['mlflow']}/health")
-        assert answers(f"http://127.0.0.1:{stack.PORTS['airflow']}/api/v2/monitor/health")
-        password = json.loads((state_dir() / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{stack.PORTS['airflow']}/auth/token",
-            data=json.dumps({"username": "admin", "password": password}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            token = json.loads(response.read())["access_token"]
-        listing = urllib.request.Request(f"http://127.0.0.1:{stack.PORTS['airflow']}/api/v2/dags",
-                                         headers={"Authorization": f"Bearer {token}"})
-        dags = set()
-        for _ in range(30):  # the dag-processor parses dags/ shortly after start
-            with urllib.request.urlopen(listing, timeout=10) as response:
-                dags = {d["dag_id"] for d in json.loads(response.read())["dags"]}
-            if {"corpus_build", "pretrain", "sft"} <= dags:
-                break
-            time.sleep(2)
-        assert {"corpus_build", "pretrain", "sft"} <= dags
+        yield
     finally:
-        assert stack.down() == 0
+        stack.down()  # nothing left to stop once test_down_stops_everything has run
+
+
+def test_services_answer_on_loopback(running_stack):
+    # Ray's job API takes the token of the 0600 file under .state/, and nothing without it
+    token_file = state_dir() / "ray_auth_token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    for path in ("api/version", "api/jobs/"):
+        url = f"http://127.0.0.1:{stack.PORTS['ray']}/{path}"
+        assert status_of(url) == 401
+        assert status_of(url, {"Authorization": f"Bearer {token_file.read_text().strip()}"}) == 200
+    assert answers(f"{MLFLOW}/health")
+    assert answers(f"{AIRFLOW}/api/v2/monitor/health")
+    assert {"corpus_build", "pretrain", "sft"} <= wait_for_dags(airflow_token(), {"corpus_build", "pretrain", "sft"})
+
+
+# --- the UIs in a browser -------------------------------------------------------------------------------
+
+STEPS_IN_FORM, STEPS_BY_REST = 12, 16
+"""The trigger form's steps (changed from the default 100) and the second run's: each run ~40 s here."""
+
+
+def place_tokens(work: Path) -> dict[str, str]:
+    """Token shards where the pretrain DAG reads them under its work_dir `work`: a complete (sealed) version of a
+    corpus, work/corpora/<name>/<version>/ (formats/corpus_versions.py). Returns the trigger form's text
+    Params that point the DAG at it (the layout's one place in this test)."""
+    from formats.corpus_versions import seal, version_dir
+
+    name, version = "tiny", "v1"
+    folder = version_dir(work, name, version)
+    tiny_token_shards(folder)
+    seal(folder, ["corpus", "tokenizer", "tokens"], name=name, version=version)
+    return {"work_dir": str(work), "corpus_name": name, "corpus_version": version}
+
+
+def wait_for_dag_run(token: str, run_id: str, timeout: float = 240) -> str:
+    """Poll the pretrain run until it ends; its final state."""
+    path = f"/api/v2/dags/pretrain/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = airflow_api("GET", path, token=token)["state"]
+        if state in ("success", "failed"):
+            return state
+        time.sleep(3)
+    raise AssertionError(f"pretrain run {run_id} still {state} after {timeout:.0f} s; task logs under {state_dir() / 'airflow' / 'logs'}")
+
+
+class Steps:
+    """Each step of the test leaves a screenshot named after it; a failing step leaves FAILED-<step>.png."""
+
+    def __init__(self, page):
+        self.page, self.count = page, 0
+        shutil.rmtree(SCREENSHOTS, ignore_errors=True)  # only this run's pictures
+        SCREENSHOTS.mkdir(parents=True)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self.count += 1
+        label = f"{self.count:02d}-{name}"
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # the failure, not a screenshot's, is the news
+                self.page.screenshot(path=SCREENSHOTS / f"FAILED-{label}.png", timeout=10_000)
+            raise
+        self.page.screenshot(path=SCREENSHOTS / f"{label}.png", timeout=10_000)
+
+
+@pytest.fixture
+def page():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_stack, page, tmp_path):
+    from playwright.sync_api import expect
+
+    step = Steps(page)
+    form_params = place_tokens(tmp_path / "work")
+    token = airflow_token()
+    assert "pretrain" in wait_for_dags(token, {"pretrain"})
+    airflow_api("PATCH", "/api/v2/dags/pretrain", {"is_paused": False}, token)  # new DAGs may start paused
+
+    with step("airflow-login"):
+        page.goto(f"{AIRFLOW}/dags/pretrain")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(airflow_password())
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="pretrain").wait_for()
+
+    with step("trigger-form"):
+        page.get_by_role("button", name="Trigger Dag").click()
+        form = page.get_by_role("dialog")
+        expect(form.get_by_role("heading", name="Trigger Dag - pretrain")).to_be_visible()
+
+        def field(name: str):
+            """A Param's row in the form: its label, then its input and description."""
+            return form.get_by_role("group").filter(has_text=re.compile(rf"^{name}\b"))
+
+        # Airflow's text inputs are not tied to their labels (no accessible name): found by the row's label.
+        for name, value in form_params.items():
+            field(name).get_by_role("textbox").fill(value)
+        form.get_by_role("spinbutton", name="steps", exact=True).fill(str(STEPS_IN_FORM))
+        form.get_by_role("spinbutton", name="log_every", exact=True).fill("2")  # a loss curve of several points
+        form.get_by_role("spinbutton", name="val_sequences", exact=True).fill("32")
+
+    with step("dropdowns"):
+        # Params with a JSON-schema enum are dropdowns of exactly their values
+        for name, options in (("model", ["tiny", "llada_1b", "llada_8b"]), ("zero_stage", ["0", "1", "2", "3"]),
+                              ("precision", ["fp32", "bf16"])):
+            dropdown = form.get_by_role("combobox", name=name, exact=True)
+            dropdown.click()
+            expect(page.get_by_role("listbox").get_by_role("option")).to_have_text(options)
+            if name == "precision":
+                page.screenshot(path=SCREENSHOTS / "dropdown-precision.png", timeout=10_000)
+            page.get_by_role("option", name=options[0], exact=True).click()  # keeps the default and closes it
+            expect(page.get_by_role("listbox")).to_have_count(0)
+        expect(field("lr_schedule_unit").get_by_role("combobox")).to_have_count(1)
+
+    with step("triggered"):
+        form.get_by_role("button", name="Trigger", exact=True).click()
+        page.wait_for_url(re.compile(r"/dags/pretrain/runs/[^/]+$"))
+        run_id = urllib.parse.unquote(page.url.rsplit("/", 1)[1])
+        # a second run, with another lr and steps, for MLflow to compare; max_active_runs=1 queues it
+        second = airflow_api("POST", "/api/v2/dags/pretrain/dagRuns", {"logical_date": None, "conf": {
+            **form_params, "steps": STEPS_BY_REST, "log_every": 2, "val_sequences": 32, "lr": 0.002,
+            "resume": "never"}}, token)["dag_run_id"]  # never: a fresh run, not a continuation of the first
+
+    with step("run-succeeded"):
+        assert wait_for_dag_run(token, run_id) == "success"
+        page.reload()
+        expect(page.get_by_text("Success", exact=True).first).to_be_visible()
+
+    assert wait_for_dag_run(token, second) == "success"
+
+    with step("mlflow-runs"):
+        page.goto(MLFLOW)
+        # MLflow 3 opens experiments on its GenAI pages unless the sidebar says "Model training"
+        page.get_by_role("button", name="Model training").click()
+        page.get_by_role("link", name="Experiments", exact=True).click()
+        page.get_by_role("link", name="pretrain", exact=True).click()
+        search = page.get_by_role("combobox", name=re.compile(r"metrics\.rmse"))  # the search box, by its example
+        search.fill(f'params.steps = "{STEPS_IN_FORM}"')
+        search.press("Enter")
+        # the job's run is a child of the DAG run's parent run: open the parent's row
+        grid = page.get_by_role("grid")
+        parent = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
+        expect(parent).to_have_count(1)
+        parent.get_by_role("button").first.click()
+        run = grid.get_by_role("link", name=re.compile(rf"^pretrain tiny .* {STEPS_IN_FORM} steps "))
+        expect(run).to_have_count(1)
+
+    with step("mlflow-run-params"):
+        run.click()
+        expect(page.get_by_role("row", name=f"steps {STEPS_IN_FORM}", exact=True)).to_be_visible()
+        expect(page.get_by_role("row", name=f"corpus {form_params['corpus_name']}/{form_params['corpus_version']}", exact=True)).to_be_visible()
+        page.go_back()
+
+    with step("mlflow-compare"):
+        search = page.get_by_role("combobox", name=re.compile(r"metrics\.rmse"))
+        search.fill("tags.`airflow.task_id` = 'train'")  # the two jobs' runs, under their parents
+        search.press("Enter")
+        parents = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
+        expect(parents).to_have_count(2)
+        for i in range(2):
+            parents.nth(i).get_by_role("button").first.click()
+        runs = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain tiny .* steps ")))
+        expect(runs).to_have_count(2)
+        for i in range(2):
+            runs.nth(i).get_by_role("checkbox").check()
+        page.get_by_role("button", name="Compare").click()
+        expect(page.get_by_role("heading", name="Comparing 2 Runs from 1 Experiment")).to_be_visible()
+        steps_row = page.get_by_role("row", name=re.compile(r"^steps \d+ \d+$"))
+        expect(steps_row).to_have_text(re.compile(rf"{STEPS_BY_REST}.*{STEPS_IN_FORM}|{STEPS_IN_FORM}.*{STEPS_BY_REST}"))
+
+    with step("mlflow-loss-chart"):
+        page.get_by_role("link", name="loss", exact=True).click()
+        expect(page.get_by_role("heading", name="loss", level=4)).to_be_visible()  # the chart's title
+        for steps in (STEPS_IN_FORM, STEPS_BY_REST):  # each run a curve in the legend, and a row of its values
+            expect(page.get_by_text(re.compile(rf"^pretrain tiny .* {steps} steps .*\(loss\)$"))).to_be_visible()
+            expect(page.get_by_role("row", name=re.compile(rf"^pretrain tiny .* {steps} steps .* \(step={steps}\)"))).to_be_visible()
+
+
+def test_down_stops_everything(running_stack):
+    assert stack.down() == 0
     for name, port in stack.PORTS.items():
         assert not port_in_use(port), f"{name} still listens on {port}"

@@ -164,7 +164,7 @@ def test_counts_and_artifacts_reach_mlflow(built):
     run = mlflow.get_run(summary["mlflow_run_id"])
     assert run.data.metrics["documents_kept"] == 5
     assert run.data.metrics["dropped.duplicate"] == 4
-    assert run.data.metrics["stage.normalize.documents_kept"] == 9
+    assert run.data.metrics["stages.normalize.documents_kept"] == 9
     assert run.data.params["min_chars"] == "50"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"manifest.json", "stats.json"} <= artifacts
