@@ -11,6 +11,10 @@ UV := $(VENV)/bin/uv
 TORCH_FIND_LINKS ?= $(wildcard /opt/wheels)
 UV_FLAGS := $(if $(TORCH_FIND_LINKS),--find-links $(TORCH_FIND_LINKS),)
 STATE := .state
+# The browser test (tests/integration/test_stack.py) drives Debian's Chromium through Playwright's Python
+# client: `playwright install` would download a browser build of its own, which this machine cannot reach.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export ONEDNN_MAX_CPU_ISA ?= AVX512_CORE_BF16
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -27,10 +31,19 @@ $(PY):
 
 venv: $(PY)
 
+# Each runs only when its file is missing: a fresh machine has no Chromium, and a venv made before
+# playwright joined the lock lacks it.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+$(VENV)/bin/playwright: | $(PY)
+	$(UV) pip install --python $(PY) --quiet $$(grep '^playwright==' requirements.lock)
+
 demo: $(PY)
 	$(PY) -m stack.demo
 
-test: $(PY)
+test: $(PY) $(VENV)/bin/playwright $(CHROMIUM)
 	$(PY) -m pytest -q
 
 test-fast: $(PY)

@@ -126,16 +126,21 @@ def place_tokens(work: Path) -> dict[str, str]:
     return {"work_dir": str(work), "corpus_name": name, "corpus_version": version}
 
 
-def wait_for_dag_run(token: str, run_id: str, timeout: float = 240) -> str:
-    """Poll the pretrain run until it ends; its final state."""
-    path = f"/api/v2/dags/pretrain/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+def wait_for_success(token: str, run_id: str, timeout: float = 240) -> None:
+    """Poll the pretrain run until it succeeds; when it fails or times out, say so with its task log's end."""
+    path, state = f"/api/v2/dags/pretrain/dagRuns/{urllib.parse.quote(run_id, safe='')}", "unknown"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and state != "failed":
         state = airflow_api("GET", path, token=token)["state"]
-        if state in ("success", "failed"):
-            return state
+        if state == "success":
+            return
         time.sleep(3)
-    raise AssertionError(f"pretrain run {run_id} still {state} after {timeout:.0f} s; task logs under {state_dir() / 'airflow' / 'logs'}")
+    logs = sorted((state_dir() / "airflow" / "logs" / "dag_id=pretrain" / f"run_id={run_id}").glob("**/*.log"))
+    records = [json.loads(line) for log in logs for line in log.read_text().splitlines() if line.startswith("{")]
+    events = [" ".join([r.get("event", ""), *(f"{e['exc_type']}: {e['exc_value']}" for e in r.get("error_detail", []))]) for r in records]
+    ended = "failed" if state == "failed" else f"still {state} after {timeout:.0f} s"
+    raise AssertionError(f"pretrain run {run_id} {ended}; the end of its task log "
+                         f"({logs[-1] if logs else 'none yet'}):\n" + "\n".join(events[-30:]))
 
 
 class Steps:
@@ -149,7 +154,7 @@ class Steps:
     @contextlib.contextmanager
     def __call__(self, name: str):
         self.count += 1
-        label = f"{self.count:02d}-{name}"
+        label, started = f"{self.count:02d}-{name}", time.monotonic()
         try:
             yield
         except BaseException:
@@ -157,6 +162,7 @@ class Steps:
                 self.page.screenshot(path=SCREENSHOTS / f"FAILED-{label}.png", timeout=10_000)
             raise
         self.page.screenshot(path=SCREENSHOTS / f"{label}.png", timeout=10_000)
+        print(f"[browser] {label}: {time.monotonic() - started:.1f} s", flush=True)
 
 
 @pytest.fixture
@@ -191,7 +197,7 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
         page.get_by_label("Username").fill("admin")
         page.get_by_label("Password").fill(airflow_password())
         page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("heading", name="pretrain").wait_for()
+        page.get_by_role("heading", name="pretrain", exact=True).wait_for()
 
     with step("trigger-form"):
         page.get_by_role("button", name="Trigger Dag").click()
@@ -208,21 +214,22 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
         form.get_by_role("spinbutton", name="steps", exact=True).fill(str(STEPS_IN_FORM))
         form.get_by_role("spinbutton", name="log_every", exact=True).fill("2")  # a loss curve of several points
         form.get_by_role("spinbutton", name="val_sequences", exact=True).fill("32")
+        form.get_by_role("spinbutton", name="steps", exact=True).scroll_into_view_if_needed()  # for the screenshot
 
     with step("dropdowns"):
-        # Params with a JSON-schema enum are dropdowns of exactly their values
+        # Params with a JSON-schema enum are dropdowns of exactly their values, the default selected
         for name, options in (("model", ["tiny", "llada_1b", "llada_8b"]), ("zero_stage", ["0", "1", "2", "3"]),
                               ("precision", ["fp32", "bf16"])):
-            dropdown = form.get_by_role("combobox", name=name, exact=True)
-            dropdown.click()
+            form.get_by_role("combobox", name=name, exact=True).click()
             expect(page.get_by_role("listbox").get_by_role("option")).to_have_text(options)
-            if name == "precision":
-                page.screenshot(path=SCREENSHOTS / "dropdown-precision.png", timeout=10_000)
-            page.get_by_role("option", name=options[0], exact=True).click()  # keeps the default and closes it
+            expect(page.get_by_role("option", selected=True)).to_have_text(options[0])
+            page.get_by_role("option", selected=True).click()  # keeps the default and closes the list
             expect(page.get_by_role("listbox")).to_have_count(0)
         expect(field("lr_schedule_unit").get_by_role("combobox")).to_have_count(1)
+        form.get_by_role("combobox", name="precision", exact=True).click()  # open, for the picture
 
     with step("triggered"):
+        page.get_by_role("option", selected=True).click()
         form.get_by_role("button", name="Trigger", exact=True).click()
         page.wait_for_url(re.compile(r"/dags/pretrain/runs/[^/]+$"))
         run_id = urllib.parse.unquote(page.url.rsplit("/", 1)[1])
@@ -232,11 +239,11 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
             "resume": "never"}}, token)["dag_run_id"]  # never: a fresh run, not a continuation of the first
 
     with step("run-succeeded"):
-        assert wait_for_dag_run(token, run_id) == "success"
+        wait_for_success(token, run_id)
         page.reload()
         expect(page.get_by_text("Success", exact=True).first).to_be_visible()
 
-    assert wait_for_dag_run(token, second) == "success"
+    wait_for_success(token, second)
 
     with step("mlflow-runs"):
         page.goto(MLFLOW)
@@ -244,39 +251,45 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
         page.get_by_role("button", name="Model training").click()
         page.get_by_role("link", name="Experiments", exact=True).click()
         page.get_by_role("link", name="pretrain", exact=True).click()
+        page.get_by_role("button", name="Close", exact=True).click()  # the assistant's side panel, a third of the page
         search = page.get_by_role("combobox", name=re.compile(r"metrics\.rmse"))  # the search box, by its example
         search.fill(f'params.steps = "{STEPS_IN_FORM}"')
         search.press("Enter")
-        # the job's run is a child of the DAG run's parent run: open the parent's row
+        # the job's run is a child of the DAG run's parent run: open the parent's row (its +)
         grid = page.get_by_role("grid")
-        parent = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
-        expect(parent).to_have_count(1)
-        parent.get_by_role("button").first.click()
-        run = grid.get_by_role("link", name=re.compile(rf"^pretrain tiny .* {STEPS_IN_FORM} steps "))
-        expect(run).to_have_count(1)
+        parents = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
+        run_name = re.compile(r"^pretrain tiny .* steps ")  # the job's run: "pretrain tiny 1x zero0 fp32 12 steps lr ..."
+        children = grid.get_by_role("link", name=run_name)
+        expect(parents).to_have_count(1)
+        parents.get_by_role("button").first.click()
+        expect(children).to_have_count(1)
+        expect(children).to_have_text(re.compile(rf" {STEPS_IN_FORM} steps "))
 
     with step("mlflow-run-params"):
-        run.click()
+        children.click()
         expect(page.get_by_role("row", name=f"steps {STEPS_IN_FORM}", exact=True)).to_be_visible()
         expect(page.get_by_role("row", name=f"corpus {form_params['corpus_name']}/{form_params['corpus_version']}", exact=True)).to_be_visible()
-        page.go_back()
 
     with step("mlflow-compare"):
-        search = page.get_by_role("combobox", name=re.compile(r"metrics\.rmse"))
+        page.go_back()
+        expect(parents).to_have_count(1)
+        expect(children).to_have_count(1)
+        parents.get_by_role("button").first.click()  # closed again: the table keeps rows open across pages
+        expect(children).to_have_count(0)
         search.fill("tags.`airflow.task_id` = 'train'")  # the two jobs' runs, under their parents
         search.press("Enter")
-        parents = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
         expect(parents).to_have_count(2)
         for i in range(2):
             parents.nth(i).get_by_role("button").first.click()
-        runs = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain tiny .* steps ")))
-        expect(runs).to_have_count(2)
+        expect(children).to_have_count(2)
+        child_rows = grid.get_by_role("row").filter(has=page.get_by_role("link", name=run_name))
         for i in range(2):
-            runs.nth(i).get_by_role("checkbox").check()
+            child_rows.nth(i).get_by_role("checkbox").check()
         page.get_by_role("button", name="Compare").click()
         expect(page.get_by_role("heading", name="Comparing 2 Runs from 1 Experiment")).to_be_visible()
         steps_row = page.get_by_role("row", name=re.compile(r"^steps \d+ \d+$"))
         expect(steps_row).to_have_text(re.compile(rf"{STEPS_BY_REST}.*{STEPS_IN_FORM}|{STEPS_IN_FORM}.*{STEPS_BY_REST}"))
+        steps_row.scroll_into_view_if_needed()
 
     with step("mlflow-loss-chart"):
         page.get_by_role("link", name="loss", exact=True).click()

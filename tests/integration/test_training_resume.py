@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from common.paths import PROJECT_ROOT
+from tests.integration import tiny_token_shards
 
 pytestmark = pytest.mark.integration
 
@@ -84,21 +85,7 @@ def tracking(tmp_path_factory) -> TrackingServer:
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory) -> Path:
-    """Token shards of one demo file (every stage in-process: runner=local)."""
-    work = tmp_path_factory.mktemp("data")
-    no_filters = [f"{stage}=false" for stage in ("gopher_quality", "gopher_repetition", "c4", "fineweb")]
-    commands = [
-        ["pipelines.corpus_build", f"inputs={PROJECT_ROOT / 'data/demo/corpus/part-00003.jsonl.gz'}", f"output_dir={work / 'corpus'}",
-         "languages=[]", "language_threshold=0", *no_filters],
-        ["tokenizer.train", f"corpus_dir={work / 'corpus'}", f"output_dir={work / 'tokenizer'}", "vocab_size=512"],
-        ["pipelines.token_shards", f"corpus_dir={work / 'corpus'}", f"tokenizer_dir={work / 'tokenizer'}",
-         f"output_dir={work / 'tokens'}", "seq_len=32", "validation_fraction=0.1"],
-    ]
-    for module, *args in commands:
-        extra = ["runner=local"] if module.startswith("pipelines.") else []
-        subprocess.run([sys.executable, "-m", module, *args, *extra, "log_to_mlflow=false"], cwd=PROJECT_ROOT, check=True,
-                       capture_output=True)
-    return work / "tokens"
+    return tiny_token_shards(tmp_path_factory.mktemp("data"))
 
 
 def start(ray_head, tokens: Path, output_dir: Path, zero_stage: int, *extra: str, job: str = "trainer.pretrain") -> subprocess.Popen:
