@@ -198,19 +198,34 @@ def json_schema(cls: type) -> dict[str, dict[str, Any]]:
     schema: dict[str, dict[str, Any]] = {}
     for f in dataclasses.fields(cls):
         base, optional = _base_type(hints[f.name])
-        origin = typing.get_origin(base)
-        kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(base)
-        if origin is list:
-            kind = "array"
-        elif origin is dict:
-            kind = "object"
+        kind = _json_type(base)
         types_ = [kind, "null"] if optional else kind
-        if base is float:
-            types_ = ["number", "integer", "null"] if optional else ["number", "integer"]
         schema[f.name] = {"default": defaults[f.name], "type": types_, "description": docs.get(f.name, "")}
+        if kind == "array":  # the items' type: a list of numbers or of pairs gets a JSON editor, not one string per line
+            schema[f.name]["items"] = _items_schema(base)
         choices = field_choices(f)
         if choices is not None:
             schema[f.name]["enum"] = [*choices, None] if optional else list(choices)
+    return schema
+
+
+def _json_type(annotation: Any) -> str:
+    """JSON Schema's name for a field's type. A float is "number", which admits integers too (and makes
+    Airflow's form a number box)."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return "array"
+    if origin is dict:
+        return "object"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(annotation, "string")
+
+
+def _items_schema(annotation: Any) -> dict[str, Any]:
+    """The schema of a list's items: list[list[float]] -> arrays of numbers."""
+    (item,) = typing.get_args(annotation) or (str,)
+    schema: dict[str, Any] = {"type": _json_type(item)}
+    if schema["type"] == "array":
+        schema["items"] = _items_schema(item)
     return schema
 
 

@@ -50,8 +50,21 @@ the DAG run's parent run and experiment, a label of the DAG run for run names, a
 DAG_RUN_TAG = "llada.dag_run"
 """Tag of a DAG run's parent run, "<dag_id>/<run_id>": how its later tasks, and the demo, find it."""
 
-# Experiments open in MLflow 3's model-training view (runs table, metric charts), not its GenAI traces page.
+# Experiments are model training, not GenAI: the tag MLflow 3's UI set aside for this, for the UIs that read
+# it. MLflow 3.17's UI picks its view from the link instead (ui_link).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+TRAINING_VIEW = "workflowType=machine_learning"
+"""MLflow 3.17's UI takes its view from a link's `workflowType`, else from the browser's last choice (GenAI
+at first, where an experiment opens on traces): read off its bundle, where the experimentKind tag no longer
+decides it. Links with this open on the model-training view (runs table, metric charts)."""
+
+
+def ui_link(ui_url: str, experiment_id: str | None = None) -> str:
+    """A link into the MLflow UI at `ui_url` that opens on its model-training view: the experiments, or one
+    experiment's runs."""
+    page = f"experiments/{experiment_id}/runs" if experiment_id else "experiments"
+    return f"{ui_url.rstrip('/')}/#/{page}?{TRAINING_VIEW}"
 
 
 def dag_context() -> dict[str, Any]:

@@ -10,7 +10,8 @@ Each run writes a new version of the corpus `corpus_name`, {work_dir}/corpora/{c
     fuzzy_dedup         pipelines.fuzzy_dedup    -> {version}/corpus_fuzzy
     train_tokenizer     tokenizer.train          -> {version}/tokenizer
     write_token_shards  pipelines.token_shards   -> {version}/tokens
-    publish_version     seals the version (sealed.json: never written again), then moves `latest` to it
+    publish_version     seals the version (sealed.json: never written again), moves `latest` to it, then
+                        records the corpus and tokens asset events (a pretraining they start finds it sealed)
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ TASKS = {
     "write_token_shards": ("pipelines.token_shards", TokenShardsConfig, "tokens."),
 }
 
-OUTLETS = {"fuzzy_dedup": [CORPUS], "write_token_shards": [TOKENS]}  # the assets the chain writes (orchestration/assets.py)
+ASSETS = {"fuzzy_dedup": CORPUS, "write_token_shards": TOKENS}
+"""The assets of a version (orchestration/assets.py), by the task whose job writes each: their events are
+recorded when the version is sealed, each from that job's result."""
 
 
 @dag(
@@ -62,13 +65,14 @@ def corpus_build():
 
         return claim_version(params, dag_run)
 
-    @task
-    def publish_version(params=None, dag_run=None) -> dict:
+    @task(outlets=list(ASSETS.values()))
+    def publish_version(params=None, dag_run=None, ti=None, outlet_events=None) -> dict:
         from orchestration.corpus_tasks import publish_version
 
-        return publish_version(params, dag_run)
+        results = {asset: ti.xcom_pull(task_ids=task_id) for task_id, asset in ASSETS.items()}
+        return publish_version(params, dag_run, results=results, outlet_events=outlet_events)
 
-    jobs = [ray_job(job, config_cls, prefix=prefix, task_id=task_id, corpus="write", outlets=OUTLETS.get(task_id, []))
+    jobs = [ray_job(job, config_cls, prefix=prefix, task_id=task_id, corpus="write")
             for task_id, (job, config_cls, prefix) in TASKS.items()]
     chain(claim_version(), *jobs, publish_version())
 

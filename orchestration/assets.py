@@ -1,6 +1,8 @@
-"""The Airflow Assets the stages write: the corpus chain's tokens, then the two checkpoints. A task that
-writes one (its operator's `outlets`) records an asset event whose `extra` says what was written: the
-work_dir and folder, the manifest's sha256, the documents or tokens in it, and the job's MLflow run id.
+"""The Airflow Assets the stages write: a corpus version's documents and tokens, then the two checkpoints.
+Each asset event's `extra` says what was written: the work_dir and folder, the corpus version, the
+manifest's sha256, the documents or tokens in it, and the job's MLflow run id. A checkpoint's event comes
+from its training task (its operator's `outlets`); a corpus version's two come from corpus_build's
+publish_version task once the version is sealed, so whatever they start finds it complete.
 With the chain_on_assets setting, pretrain is scheduled on the tokens asset and sft on the pretrain
 checkpoint (orchestration/settings.py), so one corpus build runs the whole chain; a run started by an
 asset event reads the work_dir and corpus version that event names.

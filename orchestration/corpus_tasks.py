@@ -40,10 +40,17 @@ def claim_version(params: dict[str, Any], dag_run) -> str:
     return str(folder)
 
 
-def publish_version(params: dict[str, Any], dag_run) -> dict[str, Any]:
-    """After every job succeeded: seal the version (sealed.json) and point `latest` at it."""
+def publish_version(params: dict[str, Any], dag_run, *, results: dict[Any, dict] | None = None,
+                    outlet_events=None) -> dict[str, Any]:
+    """After every job succeeded: seal the version (sealed.json) and point `latest` at it; then record the
+    assets' events, each from the result of the job that wrote it (`results`: asset -> that job's result).
+    Only now: a pretraining started by the tokens event must find the version complete."""
+    from orchestration.assets import event_extra
+
     name, version = params["corpus_name"], build_version(params, dag_run)
     folder = version_dir(params["work_dir"], name, version)
     record = seal(folder, list(CORPUS_FOLDERS), name=name, version=version, dag_run_id=dag_run.run_id)
     print(f"corpus {name}: version {version} sealed; {Path(folder).parent / LATEST} -> {version}", flush=True)
+    for asset, result in (results or {}).items():
+        outlet_events[asset].extra = event_extra(result or {}, {**params, "corpus": f"{name}/{version}"})
     return record

@@ -20,9 +20,10 @@ def git_commit() -> str:
 
 
 def dag_run_label(run_id: str) -> str:
-    """`manual__2026-12-01T22:27:07.123+00:00` -> `manual 2026-12-01 22:27`: short, and still tells runs apart."""
+    """`manual__2026-12-01T22:27:07.123+00:00` -> `manual 2026-12-01 22:27:07`: short, and still tells runs
+    apart (two runs triggered in the same minute, as a person comparing settings does, differ in seconds)."""
     kind, _, when = run_id.partition("__")
-    return f"{kind} {when[:16].replace('T', ' ')}" if when else run_id
+    return f"{kind} {when[:19].replace('T', ' ')}" if when else run_id
 
 
 def child_context(dag_id: str, run_id: str, task_id: str, try_number: int, logical_date: Any) -> dict[str, Any]:

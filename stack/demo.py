@@ -106,12 +106,23 @@ def print_summary(work: Path, seconds: float) -> None:
         ("sample completion", repr(sample["completion"])),
         *evaluation_rows(work),
         ("mlflow store", str(state_dir() / "mlflow")),
-        ("open the MLflow UI", "make up, then http://127.0.0.1:5000 (Airflow :8080, Ray :8265)"),
+        ("open the MLflow UI", f"make up, then {pretrain_runs_link()} (Airflow :8080, Ray :8265)"),
     ]
     say("\n================ demo summary ================")
     for label, value in rows:
         say(f"{label:<26} {value}")
     say(f"{'total':<26} {seconds:.0f}s")
+
+
+def pretrain_runs_link() -> str:
+    """The pretrain experiment's runs in the UI that `make up` serves over the demo's store."""
+    from mlflow import MlflowClient
+
+    from common.tracking import tracking_uri, ui_link
+    from stack.services import PORTS
+
+    experiment = MlflowClient(tracking_uri()).get_experiment_by_name("pretrain")
+    return ui_link(f"http://127.0.0.1:{PORTS['mlflow']}", experiment.experiment_id if experiment else None)
 
 
 def evaluation_rows(work: Path) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from stack import airflow_home
 from stack.local_ray import ray_env, ray_token_env, start_head
 from common.paths import PROJECT_ROOT, state_dir
-from common.tracking import artifact_root, tracking_uri
+from common.tracking import artifact_root, tracking_uri, ui_link
 
 PORTS = {"airflow": 8080, "ray": 8265, "mlflow": 5000}
 BIN = Path(sys.executable).parent
@@ -122,7 +122,8 @@ def up() -> int:
     print(f"airflow   http://127.0.0.1:{PORTS['airflow']}   login: " + ", ".join(f"{u} / {p}" for u, p in login.items()))
     print(f"ray       http://127.0.0.1:{PORTS['ray']}   (RAY_ADDRESS for jobs; token auth: "
           f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={auth['RAY_AUTH_TOKEN_PATH']})")
-    print(f"mlflow    http://127.0.0.1:{PORTS['mlflow']}   (store {uri})")
+    mlflow_ui = ui_link(f"http://127.0.0.1:{PORTS['mlflow']}")  # opens on the runs view, not GenAI's
+    print(f"mlflow    {mlflow_ui}   (store {uri})")
     print(f"logs      {state_dir() / 'logs'};  stop with: make down")
     return 0
 

@@ -80,9 +80,16 @@ def test_field_docs_feed_help_and_schema():
     assert "How many." in help_text(Example)
     schema = json_schema(Example)
     assert schema["count"] == {"default": 3, "type": "integer", "description": "How many."}
-    assert schema["paths"]["type"] == "array"
+    assert schema["paths"]["type"] == "array" and schema["paths"]["items"] == {"type": "string"}
     assert schema["limit"]["type"] == ["integer", "null"]
-    assert schema["rate"]["type"] == ["number", "integer"]
+    assert schema["rate"]["type"] == "number"  # admits integers too; Airflow's form makes it a number box
+
+
+def test_a_list_of_number_pairs_is_typed_to_its_items():
+    """lr_schedule's points: typed items make Airflow's form a JSON editor, and a valid value a list of pairs."""
+    from trainer.config import PretrainConfig
+
+    assert json_schema(PretrainConfig)["lr_schedule"]["items"] == {"type": "array", "items": {"type": "number"}}
 
 
 def test_fixed_values_become_a_dropdown_and_are_listed_in_help():

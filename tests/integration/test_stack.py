@@ -10,6 +10,7 @@ elements. Each step leaves a screenshot under .state/screenshots/, a failing one
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import socket
@@ -24,7 +25,6 @@ import pytest
 
 from stack import services as stack
 from common.paths import PROJECT_ROOT, state_dir
-from tests.integration import tiny_token_shards
 
 pytestmark = pytest.mark.integration
 
@@ -87,11 +87,19 @@ def running_stack():
     busy = [name for name, port in stack.PORTS.items() if port_in_use(port)]
     if busy:
         pytest.skip(f"ports of {busy} are taken (is a `make up` stack running?)")
-    assert stack.up() == 0
+    # corpus -> pretrain chained through the tokens asset (orchestration/settings.py); sft stays paused, so
+    # the chain stops after pretraining
+    previous = os.environ.get("LLADA_CHAIN_ON_ASSETS")
+    os.environ["LLADA_CHAIN_ON_ASSETS"] = "true"
     try:
+        assert stack.up() == 0
         yield
     finally:
         stack.down()  # nothing left to stop once test_down_stops_everything has run
+        if previous is None:
+            os.environ.pop("LLADA_CHAIN_ON_ASSETS", None)
+        else:
+            os.environ["LLADA_CHAIN_ON_ASSETS"] = previous
 
 
 def test_services_answer_on_loopback(running_stack):
@@ -109,37 +117,79 @@ def test_services_answer_on_loopback(running_stack):
 
 # --- the UIs in a browser -------------------------------------------------------------------------------
 
-STEPS_IN_FORM, STEPS_BY_REST = 12, 16
-"""The trigger form's steps (changed from the default 100) and the second run's: each run ~40 s here."""
+STEPS_IN_FORM, STEPS_BY_DEFAULT = 12, 100
+"""The trigger form's steps, changed from the default, which the asset-triggered run keeps."""
+
+CHAIN_CORPUS = {  # one demo file (800 documents), the quality filters off: a build of about a minute
+    "corpus_name": "chain", "corpus.inputs": [str(PROJECT_ROOT / "data" / "demo" / "corpus" / "part-00003.jsonl.gz")],
+    "corpus.languages": [], "corpus.language_threshold": 0, "corpus.gopher_quality": False,
+    "corpus.gopher_repetition": False, "corpus.c4": False, "corpus.fineweb": False,
+    "tokenizer.vocab_size": 512, "tokens.seq_len": 32, "tokens.validation_fraction": 0.1,
+}
 
 
-def place_tokens(work: Path) -> dict[str, str]:
-    """Token shards where the pretrain DAG reads them under its work_dir `work`: a complete (sealed) version of a
-    corpus, work/corpora/<name>/<version>/ (formats/corpus_versions.py). Returns the trigger form's text
-    Params that point the DAG at it (the layout's one place in this test)."""
-    from formats.corpus_versions import seal, version_dir
-
-    name, version = "tiny", "v1"
-    folder = version_dir(work, name, version)
-    tiny_token_shards(folder)
-    seal(folder, ["corpus", "tokenizer", "tokens"], name=name, version=version)
-    return {"work_dir": str(work), "corpus_name": name, "corpus_version": version}
+def dag_runs(token: str, dag_id: str) -> list[dict]:
+    return airflow_api("GET", f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after", token=token)["dag_runs"]
 
 
-def wait_for_success(token: str, run_id: str, timeout: float = 240) -> None:
-    """Poll the pretrain run until it succeeds; when it fails or times out, say so with its task log's end."""
-    path, state = f"/api/v2/dags/pretrain/dagRuns/{urllib.parse.quote(run_id, safe='')}", "unknown"
+@pytest.fixture(scope="module")
+def chained_corpus(running_stack, tmp_path_factory) -> dict:
+    """One corpus_build run triggered through the REST API on the stack's scheduler; its tokens asset event
+    starts a pretrain run by itself (chain_on_assets). Returns the build's work_dir, corpus name and version,
+    and that pretrain run."""
+    from formats.corpus_versions import resolve
+
+    work = tmp_path_factory.mktemp("chain")
+    token = airflow_token()
+    assert {"corpus_build", "pretrain"} <= wait_for_dags(token, {"corpus_build", "pretrain"})
+    for dag_id in ("corpus_build", "pretrain"):  # new DAGs start paused; sft stays so
+        airflow_api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token)
+    build = airflow_api("POST", "/api/v2/dags/corpus_build/dagRuns",
+                        {"logical_date": None, "conf": {"work_dir": str(work), **CHAIN_CORPUS}}, token)["dag_run_id"]
+    wait_for_success(token, build, dag_id="corpus_build", timeout=420)
+    version, _ = resolve(work, CHAIN_CORPUS["corpus_name"])
+    deadline, chained = time.monotonic() + 120, []
+    while time.monotonic() < deadline and not chained:  # the scheduler turns the asset event into a run
+        chained = [run for run in dag_runs(token, "pretrain") if run["run_type"] == "asset_triggered"]
+        time.sleep(2)
+    assert len(chained) == 1, f"no pretrain run was triggered by the tokens asset of {build}"
+    wait_for_success(token, chained[0]["dag_run_id"], timeout=300)
+    return {"work_dir": str(work), "corpus_name": CHAIN_CORPUS["corpus_name"], "version": version,
+            "build": build, "pretrain": chained[0]["dag_run_id"]}
+
+
+def test_a_corpus_build_triggers_pretrain_through_its_tokens_asset(chained_corpus):
+    """corpus_build -> tokens asset event -> pretrain, on the scheduler: the pretraining read the version the
+    build sealed, in the build's work_dir (named by the event), and recorded it."""
+    from formats.corpus_versions import LATEST, resolve
+
+    work = Path(chained_corpus["work_dir"])
+    version, folder = resolve(work, "chain")
+    assert (version, folder) == (chained_corpus["version"], resolve(work, "chain", LATEST)[1])
+    config = json.loads((work / "pretrain" / "config.json").read_text())
+    assert config["corpus"] == f"chain/{version}" and config["tokens_dir"] == str(folder / "tokens")
+    assert config["steps"] == STEPS_BY_DEFAULT  # the DAG's defaults: nobody filled a form
+    events = airflow_api("GET", "/api/v2/assets/events?order_by=-timestamp", token=airflow_token())["asset_events"]
+    tokens = next(event for event in events if event["uri"].endswith("/tokens"))
+    assert (tokens["extra"]["corpus_name"], tokens["extra"]["corpus_version"]) == ("chain", version)
+    assert tokens["extra"]["work_dir"] == str(work) and tokens["extra"]["path"] == str(folder / "tokens")
+
+
+def wait_for_success(token: str, run_id: str, *, dag_id: str = "pretrain", timeout: float = 240) -> None:
+    """Poll a DAG run until it succeeds; when it fails or times out, say so with its task logs' end."""
+    path, state = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}", "unknown"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and state != "failed":
         state = airflow_api("GET", path, token=token)["state"]
         if state == "success":
             return
         time.sleep(3)
-    logs = sorted((state_dir() / "airflow" / "logs" / "dag_id=pretrain" / f"run_id={run_id}").glob("**/*.log"))
+    logs = sorted((state_dir() / "airflow" / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").glob("**/*.log"),
+                  key=lambda log: log.stat().st_mtime)
     records = [json.loads(line) for log in logs for line in log.read_text().splitlines() if line.startswith("{")]
     events = [" ".join([r.get("event", ""), *(f"{e['exc_type']}: {e['exc_value']}" for e in r.get("error_detail", []))]) for r in records]
     ended = "failed" if state == "failed" else f"still {state} after {timeout:.0f} s"
-    raise AssertionError(f"pretrain run {run_id} {ended}; the end of its task log "
+    raise AssertionError(f"{dag_id} run {run_id} {ended}; the end of its task log "
                          f"({logs[-1] if logs else 'none yet'}):\n" + "\n".join(events[-30:]))
 
 
@@ -183,14 +233,16 @@ def page():
             browser.close()
 
 
-def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_stack, page, tmp_path):
+def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(chained_corpus, page):
+    """A person's round trip: pretrain triggered from Airflow's form on the chained build's latest corpus
+    version, with steps changed, then that run found in MLflow and compared with the asset-triggered one."""
     from playwright.sync_api import expect
 
     step = Steps(page)
-    form_params = place_tokens(tmp_path / "work")
+    # the corpus to read (its version left at latest); resume=never: the asset-triggered run's checkpoint
+    # is in the same output_dir, and this run is to start afresh, not continue it
+    form_params = {"work_dir": chained_corpus["work_dir"], "corpus_name": chained_corpus["corpus_name"], "resume": "never"}
     token = airflow_token()
-    assert "pretrain" in wait_for_dags(token, {"pretrain"})
-    airflow_api("PATCH", "/api/v2/dags/pretrain", {"is_paused": False}, token)  # new DAGs may start paused
 
     with step("airflow-login"):
         page.goto(f"{AIRFLOW}/dags/pretrain")
@@ -233,31 +285,28 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
         form.get_by_role("button", name="Trigger", exact=True).click()
         page.wait_for_url(re.compile(r"/dags/pretrain/runs/[^/]+$"))
         run_id = urllib.parse.unquote(page.url.rsplit("/", 1)[1])
-        # a second run, with another lr and steps, for MLflow to compare; max_active_runs=1 queues it
-        second = airflow_api("POST", "/api/v2/dags/pretrain/dagRuns", {"logical_date": None, "conf": {
-            **form_params, "steps": STEPS_BY_REST, "log_every": 2, "val_sequences": 32, "lr": 0.002,
-            "resume": "never"}}, token)["dag_run_id"]  # never: a fresh run, not a continuation of the first
 
     with step("run-succeeded"):
         wait_for_success(token, run_id)
         page.reload()
         expect(page.get_by_text("Success", exact=True).first).to_be_visible()
 
-    wait_for_success(token, second)
-
     with step("mlflow-runs"):
-        page.goto(MLFLOW)
-        # MLflow 3 opens experiments on its GenAI pages unless the sidebar says "Model training"
-        page.get_by_role("button", name="Model training").click()
-        page.get_by_role("link", name="Experiments", exact=True).click()
-        page.get_by_role("link", name="pretrain", exact=True).click()
+        # the link `make up` and the demo print: MLflow 3.17 opens it on the runs table, whereas a plain
+        # experiment link opens on its GenAI pages in a browser that never chose "Model training"
+        from mlflow import MlflowClient
+
+        from common.tracking import ui_link
+
+        experiment_id = MlflowClient(tracking_uri=MLFLOW).get_experiment_by_name("pretrain").experiment_id
+        page.goto(ui_link(MLFLOW, experiment_id))
         page.get_by_role("button", name="Close", exact=True).click()  # the assistant's side panel, a third of the page
         search = page.get_by_role("combobox", name=re.compile(r"metrics\.rmse"))  # the search box, by its example
         search.fill(f'params.steps = "{STEPS_IN_FORM}"')
         search.press("Enter")
         # the job's run is a child of the DAG run's parent run: open the parent's row (its +)
         grid = page.get_by_role("grid")
-        parents = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · manual ")))
+        parents = grid.get_by_role("row").filter(has=page.get_by_role("link", name=re.compile(r"^pretrain · (manual|asset_triggered) ")))
         run_name = re.compile(r"^pretrain tiny .* steps ")  # the job's run: "pretrain tiny 1x zero0 fp32 12 steps lr ..."
         children = grid.get_by_role("link", name=run_name)
         expect(parents).to_have_count(1)
@@ -268,7 +317,8 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
     with step("mlflow-run-params"):
         children.click()
         expect(page.get_by_role("row", name=f"steps {STEPS_IN_FORM}", exact=True)).to_be_visible()
-        expect(page.get_by_role("row", name=f"corpus {form_params['corpus_name']}/{form_params['corpus_version']}", exact=True)).to_be_visible()
+        # latest, resolved when the task started: the run records the version itself
+        expect(page.get_by_role("row", name=f"corpus chain/{chained_corpus['version']}", exact=True)).to_be_visible()
 
     with step("mlflow-compare"):
         page.go_back()
@@ -288,13 +338,13 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(running_sta
         page.get_by_role("button", name="Compare").click()
         expect(page.get_by_role("heading", name="Comparing 2 Runs from 1 Experiment")).to_be_visible()
         steps_row = page.get_by_role("row", name=re.compile(r"^steps \d+ \d+$"))
-        expect(steps_row).to_have_text(re.compile(rf"{STEPS_BY_REST}.*{STEPS_IN_FORM}|{STEPS_IN_FORM}.*{STEPS_BY_REST}"))
+        expect(steps_row).to_have_text(re.compile(rf"{STEPS_BY_DEFAULT}.*{STEPS_IN_FORM}|{STEPS_IN_FORM}.*{STEPS_BY_DEFAULT}"))
         steps_row.scroll_into_view_if_needed()
 
     with step("mlflow-loss-chart"):
         page.get_by_role("link", name="loss", exact=True).click()
         expect(page.get_by_role("heading", name="loss", level=4)).to_be_visible()  # the chart's title
-        for steps in (STEPS_IN_FORM, STEPS_BY_REST):  # each run a curve in the legend, and a row of its values
+        for steps in (STEPS_IN_FORM, STEPS_BY_DEFAULT):  # each run a curve in the legend, and a row of its values
             expect(page.get_by_text(re.compile(rf"^pretrain tiny .* {steps} steps .*\(loss\)$"))).to_be_visible()
             expect(page.get_by_role("row", name=re.compile(rf"^pretrain tiny .* {steps} steps .* \(step={steps}\)"))).to_be_visible()
 

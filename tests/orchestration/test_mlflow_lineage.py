@@ -7,8 +7,8 @@ from orchestration.mlflow_lineage import child_context, dag_run_label
 
 
 def test_labels_tell_runs_apart():
-    assert dag_run_label("manual__2026-12-01T22:27:07.123456+00:00") == "manual 2026-12-01 22:27"
-    assert dag_run_label("scheduled__2026-12-02T00:00:00+00:00") == "scheduled 2026-12-02 00:00"
+    assert dag_run_label("manual__2026-12-01T22:27:07.123456+00:00") == "manual 2026-12-01 22:27:07"
+    assert dag_run_label("scheduled__2026-12-02T00:00:00+00:00") == "scheduled 2026-12-02 00:00:00"
     assert run_label("pretrain", "tiny", "2x", "zero2", "", None, "bf16") == "pretrain tiny 2x zero2 bf16"
 
 
@@ -25,5 +25,5 @@ def test_tasks_of_one_dag_run_share_a_parent_and_their_jobs_nest_under_it(monkey
         pass
     assert run.data.tags["mlflow.parentRunId"] == first["parent_run_id"]
     lines = describe_dag_run("lineage_dag", run_id)
-    assert lines[0].startswith("lineage_dag · manual 2026-12-01 10:00  (")
-    assert lines[1].startswith("  └ job settings · manual 2026-12-01 10:00  (") and "FINISHED" in lines[1]
+    assert lines[0].startswith("lineage_dag · manual 2026-12-01 10:00:00  (")
+    assert lines[1].startswith("  └ job settings · manual 2026-12-01 10:00:00  (") and "FINISHED" in lines[1]
