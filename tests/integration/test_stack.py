@@ -326,7 +326,8 @@ def test_trigger_pretrain_in_airflow_then_compare_its_runs_in_mlflow(chained_cor
         expect(children).to_have_count(1)
         parents.get_by_role("button").first.click()  # closed again: the table keeps rows open across pages
         expect(children).to_have_count(0)
-        search.fill("tags.`airflow.task_id` = 'train'")  # the two jobs' runs, under their parents
+        # the two jobs' runs, under their parents: the ones that read the chained corpus (the store may hold others)
+        search.fill(f"params.corpus = 'chain/{chained_corpus['version']}'")
         search.press("Enter")
         expect(parents).to_have_count(2)
         for i in range(2):
