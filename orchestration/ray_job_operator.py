@@ -4,7 +4,10 @@
   <run>-<task>[-<map index>]` (made safe for a file name, plus a short hash of the exact values). A retry,
   or a task cleared in the UI while its job runs, looks that id up first (orchestration.ray_jobs.
   attach_or_submit): a running job is reattached, a succeeded one gives its result, and only after a
-  failed or stopped one is a new job submitted, as `<id>-try-N`.
+  failed or stopped one is a new job submitted, as `<id>-try-N`. Clearing a running task in the UI stops
+  its job (below) and starts a new try at once, which may find the job still stopping (a training job
+  saves a checkpoint first): when the job a try reattached to ends STOPPED, the try submits the next one
+  (a training job then resumes from that checkpoint), so a clear reruns the job rather than failing.
 - **Deferrable** (the default): once the job is submitted the task defers to RayJobTrigger, which
   follows the job on Airflow's triggerer (orchestration.ray_jobs.watch: the log streamed, the status
   polled with a growing interval), so no worker slot is held for the hours a training run takes. The
@@ -59,15 +62,15 @@ class RayJobTrigger(BaseTrigger):
     _logger_name = JOB_LOGGER
 
     def __init__(self, address: str, submission_id: str, deadline: float | None = None,
-                 settings: dict[str, float] | None = None):
+                 settings: dict[str, float] | None = None, reattached: bool = False):
         super().__init__()
         self.address, self.submission_id, self.deadline = address, submission_id, deadline
-        self.settings = settings or {}
+        self.settings, self.reattached = settings or {}, reattached
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"address": self.address, "submission_id": self.submission_id, "deadline": self.deadline,
-                 "settings": self.settings})
+                 "settings": self.settings, "reattached": self.reattached})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
@@ -75,7 +78,7 @@ class RayJobTrigger(BaseTrigger):
                                   settings=WatchSettings(**self.settings), log=self.log.info)
         except Exception as e:  # noqa: BLE001 - reported to the task, which fails naming it
             outcome = {"submission_id": self.submission_id, "status": "UNKNOWN", "message": str(e), "result": {}, "tail": []}
-        yield TriggerEvent(outcome)
+        yield TriggerEvent({**outcome, "address": self.address, "reattached": self.reattached})
 
     async def on_kill(self) -> None:
         """The task was marked failed, cleared or marked succeeded while deferred: stop its job."""
@@ -115,9 +118,10 @@ class RayJobOperator(BaseOperator):
         entrypoint = job_command(self.module, dict(self.overrides(self._params(context))))
         attached = attach_or_submit(client_for(address), base, self.module, entrypoint, log=self.log.info,
                                     env_vars=self._lineage(ti, context))
+        reattached = attached.action == "reattached"
         deadline = time.time() + self.execution_timeout.total_seconds() if self.execution_timeout else None
         if attached.action != "succeeded" and deferrable:
-            self.defer(trigger=RayJobTrigger(address, attached.submission_id, deadline, self.watch_settings),
+            self.defer(trigger=RayJobTrigger(address, attached.submission_id, deadline, self.watch_settings, reattached),
                        method_name="execute_complete")
         self._running = (address, attached.submission_id)
         try:
@@ -125,7 +129,7 @@ class RayJobOperator(BaseOperator):
                                         settings=WatchSettings(**self.watch_settings), log=self.log.info))
         finally:
             self._running = None
-        return self.execute_complete(context, outcome)
+        return self.execute_complete(context, {**outcome, "address": address, "reattached": reattached})
 
     def _params(self, context) -> dict[str, Any]:
         """The DAG run's params; in a run started by an asset event, the work_dir (and corpus version) that
@@ -155,6 +159,11 @@ class RayJobOperator(BaseOperator):
         return {DAG_CONTEXT_ENV: json.dumps(place)}
 
     def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        if event["status"] == "STOPPED" and event.get("reattached"):
+            # the job this try found running was being stopped: the task was cleared while it ran
+            self.log.warning("ray job %s, which this try reattached to, was stopped (clearing a running task stops "
+                             "its job): submitting it again", event["submission_id"])
+            return self._run(context, event["address"], deferrable=self.deferrable and bool(self.address or os.environ.get("RAY_ADDRESS")))
         if event["status"] == "UNKNOWN":
             raise RuntimeError(f"ray job {event['submission_id']} ({self.module}): lost track of it: {event['message']}")
         result = raise_for(event, self.module)

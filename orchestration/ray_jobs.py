@@ -26,6 +26,10 @@ from common.cli import RESULT_MARKER
 from common.paths import PROJECT_ROOT
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+STOP_GRACE_SECONDS = 120
+"""How long a stopped job (stop_job: a killed or cleared task, a timeout) may take to end after its SIGTERM
+before Ray kills it: a training job saves a checkpoint first (trainer/tracked_run.py), which takes longer
+than Ray's default of 3 s (RAY_JOB_STOP_WAIT_TIME_S, read by the job's supervisor from the job's env)."""
 TAIL_LINES = 20
 
 
@@ -115,7 +119,8 @@ def _submit_when_agent_is_up(client, entrypoint: str, module: str, submission_id
         try:
             # the job's output lock names it (common/locks.py)
             client.submit_job(entrypoint=entrypoint, submission_id=submission_id, metadata={"module": module},
-                              runtime_env={"env_vars": {"LLADA_JOB_OWNER": f"ray job {submission_id}", **env_vars}})
+                              runtime_env={"env_vars": {"LLADA_JOB_OWNER": f"ray job {submission_id}",
+                                                        "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_SECONDS), **env_vars}})
             return
         except RuntimeError as e:
             if "No available agent" not in str(e) or time.monotonic() > deadline:

@@ -131,6 +131,29 @@ def test_a_sigterm_stops_the_job_then_the_retry_submits_try_2_which_its_executio
         (job.submission_id, "STOPPED"), (f"{job.submission_id}-try-2", "STOPPED")]
 
 
+def test_a_cleared_task_whose_job_is_still_stopping_submits_it_again(probe):
+    """Clearing a running task in the UI stops its job (the trigger's on_kill) and starts the next try at
+    once: that try finds the job still RUNNING while it stops (a training job saves a checkpoint first),
+    reattaches, sees it end STOPPED, and submits try 2 instead of failing (found by hand on `make up`). The
+    job is given its STOP_GRACE_SECONDS to end (Ray's default would kill it 3 s after the SIGTERM)."""
+    from ray.job_submission import JobSubmissionClient
+
+    date = "2026-01-04T00:00:00+00:00"
+    process = start_probe(probe, date, {"seconds": 30, "linger": 25})
+    job = wait_for_ticks(probe, date)
+    os.kill(process.pid, signal.SIGKILL)  # the cleared try: its trigger is gone ...
+    process.wait()
+    JobSubmissionClient(probe[0].dashboard_url).stop_job(job.submission_id)  # ... after its on_kill stopped the job
+    summary, output = finish_probe(start_probe(probe, date, {"seconds": 2, "linger": 25}))
+    assert f"ray job {job.submission_id} of an earlier try is RUNNING: reattaching" in output, output[-4000:]
+    assert f"ray job {job.submission_id}, which this try reattached to, was stopped" in output, output[-4000:]
+    assert summary["state"] == "success" and summary["result"] == {"ticks": 10}, output[-4000:]
+    assert sorted((j.submission_id, j.status) for j in jobs_of(probe, date)) == [
+        (job.submission_id, "STOPPED"), (f"{job.submission_id}-try-2", "SUCCEEDED")]
+    logs = JobSubmissionClient(probe[0].dashboard_url).get_job_logs(job.submission_id)
+    assert "(stopping)" in logs and "stopped after tick" in logs  # it went on after the SIGTERM, then ended itself
+
+
 def test_the_deferred_tasks_trigger_stops_its_job_when_the_task_is_killed(probe):
     """Marking a deferred task failed (or clearing it) makes the triggerer call the trigger's on_kill."""
     from ray.job_submission import JobSubmissionClient
