@@ -14,9 +14,10 @@ from formats.corpus_versions import LATEST, require_unsealed, resolve, seal, ver
 from formats.layout import CORPUS_FOLDERS
 
 
-def build_version(params: dict[str, Any], dag_run) -> str:
-    """The version a corpus_build run writes."""
-    return params.get("corpus_version") or version_from_date(dag_run.logical_date or dag_run.run_after)
+def build_version(params: dict[str, Any], dag_run) -> tuple[str, Path]:
+    """(the version a corpus_build run writes, its folder)."""
+    version = params.get("corpus_version") or version_from_date(dag_run.logical_date or dag_run.run_after)
+    return version, version_dir(params["work_dir"], params["corpus_name"], version)
 
 
 def corpus_place(params: dict[str, Any], dag_run, *, writing: bool) -> dict[str, str]:
@@ -24,8 +25,7 @@ def corpus_place(params: dict[str, Any], dag_run, *, writing: bool) -> dict[str,
     run's) or reads (a complete one; latest resolved now, so the run records the version itself)."""
     name = params["corpus_name"]
     if writing:
-        version = build_version(params, dag_run)
-        folder = version_dir(params["work_dir"], name, version)
+        version, folder = build_version(params, dag_run)
     else:
         version, folder = resolve(params["work_dir"], name, params.get("corpus_version") or LATEST)
     return {"corpus_dir": str(folder), "corpus": f"{name}/{version}"}
@@ -34,7 +34,7 @@ def corpus_place(params: dict[str, Any], dag_run, *, writing: bool) -> dict[str,
 def claim_version(params: dict[str, Any], dag_run) -> str:
     """Before a build's jobs: its version folder, refused if a build of that version already succeeded
     (a retry of an unfinished build writes on; the jobs redo only what is missing)."""
-    folder = require_unsealed(version_dir(params["work_dir"], params["corpus_name"], build_version(params, dag_run)))
+    folder = require_unsealed(build_version(params, dag_run)[1])
     folder.mkdir(parents=True, exist_ok=True)
     print(f"corpus {params['corpus_name']}: building version {folder.name} in {folder}", flush=True)
     return str(folder)
@@ -47,10 +47,9 @@ def publish_version(params: dict[str, Any], dag_run, *, results: dict[Any, dict]
     Only now: a pretraining started by the tokens event must find the version complete."""
     from orchestration.assets import event_extra
 
-    name, version = params["corpus_name"], build_version(params, dag_run)
-    folder = version_dir(params["work_dir"], name, version)
+    name, (version, folder) = params["corpus_name"], build_version(params, dag_run)
     record = seal(folder, list(CORPUS_FOLDERS), name=name, version=version, dag_run_id=dag_run.run_id)
-    print(f"corpus {name}: version {version} sealed; {Path(folder).parent / LATEST} -> {version}", flush=True)
+    print(f"corpus {name}: version {version} sealed; {folder.parent / LATEST} -> {version}", flush=True)
     for asset, result in (results or {}).items():
         outlet_events[asset].extra = event_extra(result or {}, {**params, "corpus": f"{name}/{version}"})
     return record

@@ -115,7 +115,12 @@ class RayJobOperator(BaseOperator):
     def _run(self, context, address: str, *, deferrable: bool) -> dict[str, Any]:
         ti = context["ti"]
         base = submission_base(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
-        entrypoint = job_command(self.module, dict(self.overrides(self._params(context))))
+        params = self._params(context)
+        if self.corpus:  # resolved once per try: the job's config records the version it got
+            from orchestration.corpus_tasks import corpus_place
+
+            params |= corpus_place(params, context["dag_run"], writing=self.corpus == "write")
+        entrypoint = job_command(self.module, dict(self.overrides(params)))
         attached = attach_or_submit(client_for(address), base, self.module, entrypoint, log=self.log.info,
                                     env_vars=self._lineage(ti, context))
         reattached = attached.action == "reattached"
@@ -133,17 +138,13 @@ class RayJobOperator(BaseOperator):
 
     def _params(self, context) -> dict[str, Any]:
         """The DAG run's params; in a run started by an asset event, the work_dir (and corpus version) that
-        event names; with `corpus`, the corpus version's folder (corpus_dir) and `name/version` (corpus)."""
+        event names."""
         from orchestration.assets import triggering_params
 
         params = dict(context["params"])
         if triggered := triggering_params(context):
             self.log.info("started by an asset event: %s", ", ".join(f"{k}={v}" for k, v in triggered.items()))
             params |= triggered
-        if self.corpus:
-            from orchestration.corpus_tasks import corpus_place
-
-            params |= corpus_place(params, context["dag_run"], writing=self.corpus == "write")
         return params
 
     def _lineage(self, ti, context) -> dict[str, str]:

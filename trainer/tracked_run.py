@@ -48,10 +48,9 @@ def record_lineage(mlflow, config, inputs: dict[str, list[Path]]) -> None:
 
     for context, folders in inputs.items():
         for folder in folders:
-            if place := version_of(folder):
-                log_folder_dataset(mlflow, folder, context=context, name=f"{place[0]}/{Path(folder).name}", version=place[1])
-            else:
-                log_folder_dataset(mlflow, folder, context=context)
+            corpus, version = version_of(folder) or ("", "")
+            log_folder_dataset(mlflow, folder, context=context, name=f"{corpus}/{Path(folder).name}" if corpus else "",
+                               version=version)
     if getattr(config, "corpus", ""):
         mlflow.set_tag("llada.corpus", config.corpus)
     init = getattr(config, "init_checkpoint", "")
