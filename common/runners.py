@@ -14,6 +14,12 @@ from typing import Any, Protocol
 from common.config import ConfigError, one_of
 
 RUNNERS = ("ray", "local")
+# A Ray worker runs task after task. With glibc's sliding mmap threshold (large frees raise it, so later
+# large arrays come from the heap and fragment it) and Arrow's mimalloc pool (which keeps freed pages), a
+# worker kept what earlier tasks freed: token_shards' peak RSS per worker grew with its task count (822,
+# 1,060, 1,212 MB at 0.25, 1, 2 GB in bench/scaling.py; one process over 8 shards: retained RSS 172 -> 361 MB).
+# A fixed threshold and Arrow on the system allocator return it: retained RSS flat at 97 MB.
+WORKER_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 20), "ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 @dataclass(kw_only=True)
@@ -47,7 +53,8 @@ class RayRunner:
         self.ray = ray
 
     def map_unordered(self, fn: Callable[..., Any], calls: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
-        remote = self.ray.remote(num_cpus=1)(fn)
+        # Ray merges these into the job's own env_vars (a task's runtime_env extends its job's).
+        remote = self.ray.remote(num_cpus=1, runtime_env={"env_vars": WORKER_MEMORY_ENV})(fn)
         pending = {remote.remote(*call): index for index, call in enumerate(calls)}
         while pending:
             done, _ = self.ray.wait(list(pending), num_returns=1)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from common.config import ConfigError
-from common.runners import LocalRunner, RayRunner, make_runner
+from common.runners import WORKER_MEMORY_ENV, LocalRunner, RayRunner, make_runner
 from pipelines.task_rounds import marker_path, run_round
 
 
@@ -50,6 +50,19 @@ def test_ray_and_local_runners_agree(ray_session, tmp_path):
     remote = without_rss(run_squares(RayRunner(ray_session), tmp_path / "ray", [4, 5]))
     assert local == remote == [{"square": 16, "resumed": False}, {"square": 25, "resumed": False}]
     assert (tmp_path / "ray" / "5.txt").read_text() == "25"
+
+
+def allocator_settings() -> tuple[str | None, str]:
+    import os
+
+    import pyarrow as pa
+
+    return os.environ.get("MALLOC_MMAP_THRESHOLD_"), pa.default_memory_pool().backend_name
+
+
+def test_ray_tasks_run_with_the_allocator_settings_that_keep_a_reused_worker_flat(ray_session):
+    [(_, settings)] = list(RayRunner(ray_session).map_unordered(allocator_settings, [()]))
+    assert settings == (WORKER_MEMORY_ENV["MALLOC_MMAP_THRESHOLD_"], "system")
 
 
 def test_an_unknown_runner_is_a_config_error():
