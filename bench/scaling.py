@@ -5,8 +5,8 @@
 Input per size: the shared debian-docs corpus (../shared/corpora/debian-docs) replicated by the benches'
 generator (bench.near_duplicates.replicated: copy 0 as it is, later copies with 0-10% word edits) to
 that many GB of text, as zstd JSON lines files of about 64 MB of text each: raw input, as a user brings
-it. The largest size is generated once; each smaller size is its first files (the generator is a seeded
-stream, so that is what generating the smaller size would write, but for its last partial file). One tokenizer (vocabulary 8,192) is trained once on the smallest size's corpus and used for all.
+it. The largest size is generated once; each smaller size is its first files (input_prefix). One
+tokenizer (vocabulary 8,192) is trained once on the smallest size's corpus and used for all.
 The corpus build runs without its quality filters and language ID (NO_FILTERS), so that every stage
 sees the whole volume.
 
@@ -100,7 +100,7 @@ def input_prefix(full: Path, full_info: dict, folder: Path, size_gb: float) -> d
     """The first files of the largest size's input, up to `size_gb` of text, linked into `folder`.
 
     The generator is a seeded stream, so a smaller size made on its own holds the same documents up to
-    its last (partial) file: taking whole files saves generating every size (about 9 MB/s on one core).
+    its last (partial) file: taking whole files saves generating every size (7-9 MB/s on one core).
     """
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
