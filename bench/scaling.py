@@ -19,7 +19,9 @@ joined to one local Ray head on this machine's cores, one size after the other. 
 - peak RSS per worker, from the job's stats (each task's getrusage);
 - peak work-file bytes and files: the most the job's output folder (with its _work/) held during the
   stage, less what it holds at the end, sampled every second;
-- each size's per-GB cost over the 1 GB run's (the target: within 20% from 1 to 10 GB, RSS flat).
+- each size's per-GB cost over the 1 GB run's (the target: within 20% from 1 to 10 GB, RSS flat);
+- after the table, each job's rounds (its stats.json "seconds"), in wall seconds per GB: where a
+  ratio above 1 comes from. Every figure is also in WORK/results.json, written after each size.
 
 Disk: the largest size's input (0.3 GB per GB of text) stays until the end; a size's corpus, fuzzy
 corpus and tokens stay until its chain ends (1.25 GB per GB of text), beside the running stage's work
@@ -115,11 +117,14 @@ def input_prefix(full: Path, full_info: dict, folder: Path, size_gb: float) -> d
     return {"documents": documents, "text_bytes": total, "files": files, "file_bytes": file_bytes}
 
 
-def busy_seconds() -> float:
-    """CPU time all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time of all cores since boot, by kind (/proc/stat's first line), and "busy": all but idle and iowait."""
+    fields = [int(x) / os.sysconf("SC_CLK_TCK") for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    times = dict(zip(CPU_FIELDS, fields))
+    return times | {"busy": sum(fields) - times["idle"] - times["iowait"]}
 
 
 def folder_usage(folder: Path) -> tuple[int, int]:
@@ -152,10 +157,12 @@ def stage(module: str, args: list[str], output_dir: Path, ray_address: str) -> d
     """Run one job; its wall and busy CPU seconds, peak folder bytes, and its stats."""
     watcher = PeakUsage(output_dir)
     watcher.start()
-    cpu, started = busy_seconds(), time.perf_counter()
+    before, started = cpu_seconds(), time.perf_counter()
     result = subprocess.run([sys.executable, "-m", module, *args, "log_to_mlflow=false"], cwd=ROOT, capture_output=True, text=True,
                             env=dict(os.environ, RAY_ADDRESS=ray_address))
-    wall, cpu = time.perf_counter() - started, busy_seconds() - cpu
+    wall, after = time.perf_counter() - started, cpu_seconds()
+    cpu_split = {kind: round(after[kind] - before[kind], 1) for kind in CPU_FIELDS if kind != "idle"}
+    cpu = after["busy"] - before["busy"]
     watcher.done.set()
     watcher.join()
     if result.returncode:
@@ -164,7 +171,8 @@ def stage(module: str, args: list[str], output_dir: Path, ray_address: str) -> d
     stats = json.loads((output_dir / "stats.json").read_text())
     return {"wall": wall, "cpu": cpu, "work_bytes": max(watcher.bytes - final, 0), "work_files": max(watcher.files - final_files, 0),
             "output_bytes": final,
-            "peak_rss_mb": max(stats["peak_rss_mb"].values())}
+            "peak_rss_mb": max(stats["peak_rss_mb"].values()), "rounds": stats.get("seconds", {}),
+            "cpu_split": cpu_split}
 
 
 def chain(size_gb: float, largest_gb: float, work: Path, tokenizer: Path | None, ray_address: str
@@ -202,7 +210,8 @@ def main() -> None:
     print("| GB of text | stage | wall s | CPU s per GB | per-GB cost / 1 GB's | peak RSS per worker MB | peak work files GB | work files | output GB |")
     print("|---|---|---|---|---|---|---|---|---|")
     head = start_head()
-    tokenizer, per_gb, rows = None, {}, []
+    tokenizer, per_gb, results = None, {}, []
+    round_seconds: dict[str, list] = {name: [] for name in ("corpus_build", "fuzzy_dedup", "token_shards")}
     try:
         for size in sorted(sizes):
             info, figures, tokenizer = chain(size, max(sizes), args.work, tokenizer, head.gcs_address)
@@ -212,13 +221,16 @@ def main() -> None:
                                 "work_bytes": max(f["work_bytes"] for f in figures.values()),
                                 "work_files": max(f["work_files"] for f in figures.values()),
                                 "output_bytes": sum(f["output_bytes"] for f in figures.values())}
+            for name, rounds in round_seconds.items():
+                rounds.append((size, gigabytes, figures[name]["rounds"]))
+            results.append({"size_gb": size, "input": {k: v for k, v in info.items() if k != "per_file"}, "figures": figures})
+            (args.work / "results.json").write_text(json.dumps(results, indent=1))  # kept if a later size fails
             for name, f in figures.items():
                 per_gb[(size, name)] = f["cpu"] / gigabytes
                 baseline = per_gb.get((1.0, name))
                 ratio = f"{per_gb[(size, name)] / baseline:.2f}" if baseline else "-"
                 row = (f"| {gigabytes:.2f} | {name} | {f['wall']:.0f} | {per_gb[(size, name)]:.0f} | {ratio} | {f['peak_rss_mb']:.0f} | "
                        f"{f['work_bytes'] / 1e9:.2f} | {f['work_files']:,} | {f['output_bytes'] / 1e9:.2f} |")
-                rows.append(row)
                 print(row, flush=True)
             shutil.rmtree(args.work / f"out-{size:g}gb", ignore_errors=True)
             if not args.keep_inputs and size != max(sizes):  # the largest input's files make every smaller one
@@ -227,6 +239,16 @@ def main() -> None:
             shutil.rmtree(args.work / f"input-{max(sizes):g}gb", ignore_errors=True)
     finally:
         head.stop()
+    print("\nwall seconds per GB of each job's rounds (its stats.json), by size:")
+    for name in ("corpus_build", "fuzzy_dedup", "token_shards"):
+        for size, gigabytes, rounds in round_seconds[name]:
+            print(f"  {name} {size:g} GB: " + ", ".join(f"{r} {t / gigabytes:.1f}" for r, t in rounds.items()))
+    print("CPU seconds per GB by kind (/proc/stat; busy is all but idle and iowait; nice is niced user time: Ray's task workers run at niceness 15):")
+    for result in results:
+        gigabytes = result["input"]["text_bytes"] / 1e9
+        for name, f in result["figures"].items():
+            if "cpu_split" in f:
+                print(f"  {name} {result['size_gb']:g} GB: " + ", ".join(f"{k} {v / gigabytes:.0f}" for k, v in f["cpu_split"].items()))
     if any(size < 1 for size in sizes) and 1.0 in sizes:  # the sizes below 1 GB were printed before the baseline existed
         print("\nper-GB cost / 1 GB's for the smaller sizes: " + ", ".join(
             f"{size:g} GB {name} {per_gb[(size, name)] / per_gb[(1.0, name)]:.2f}"

@@ -14,6 +14,7 @@ A node is a document's place in the input: shard index << 32 | row (pipelines.co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,20 +74,25 @@ def read_folder(folder: Path, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables([pq.read_table(f, schema=schema) for f in files]) if files else schema.empty_table()
 
 
+def partition_rows(partition: np.ndarray, num_partitions: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(p, the rows in partition p, in their order) for every partition that has rows: one stable sort
+    (a radix sort on small ints), so the cost does not grow with the number of partitions."""
+    order = np.argsort(partition, kind="stable")
+    bounds = np.searchsorted(partition[order], np.arange(num_partitions + 1))
+    for p in range(num_partitions):
+        if bounds[p + 1] > bounds[p]:
+            yield p, order[bounds[p] : bounds[p + 1]]
+
+
 def write_routed(
     work: Path, round_number: int, sender: int, larger: np.ndarray, smaller: np.ndarray, num_partitions: int
 ) -> None:
     """Edges (larger, smaller) mapped for round `round_number` and written to its partitions' folders."""
     node, neighbor = components.route(larger, smaller, components.round_kind(round_number))
-    partition = components.partition_of(node, num_partitions)
-    order = np.argsort(partition, kind="stable")
-    bounds = np.searchsorted(partition[order], np.arange(num_partitions + 1))
-    for p in range(num_partitions):
-        rows = order[bounds[p] : bounds[p + 1]]
-        if len(rows):
-            part_node, part_neighbor = components.unique_pairs(node[rows], neighbor[rows])
-            table = pa.table([part_node, part_neighbor], schema=PAIR_SCHEMA)
-            write_parquet(round_dir(work, round_number, p) / f"from-{sender:05d}.parquet", table)
+    for p, rows in partition_rows(components.partition_of(node, num_partitions), num_partitions):
+        part_node, part_neighbor = components.unique_pairs(node[rows], neighbor[rows])
+        table = pa.table([part_node, part_neighbor], schema=PAIR_SCHEMA)
+        write_parquet(round_dir(work, round_number, p) / f"from-{sender:05d}.parquet", table)
 
 
 def read_pairs(folder: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -215,6 +215,32 @@ def test_a_chain_of_near_duplicates_does_not_remove_a_document_unlike_its_surviv
     assert kept_ids_of(tmp_path / "fineweb") == ["A", "other"]
 
 
+@pytest.mark.parametrize("block_rows", [7, 1 << 20])
+def test_band_rows_reach_their_partition_in_input_order_whatever_the_block(tmp_path, block_rows):
+    """A signature task buffers its band rows and splits a block at a time: each partition's file holds
+    exactly its rows, in the order they came, however the blocks fall."""
+    from pipelines.components import partition_of
+    from pipelines.fuzzy_tasks import BandRows
+    from pipelines.fuzzy_work import BAND_SCHEMA
+
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, size=1000, dtype=np.int64).astype(np.uint64)
+    nodes = np.arange(1000, dtype=np.int64)
+    paths = [tmp_path / f"part-{p}.parquet" for p in range(5)]
+    writers = [pq.ParquetWriter(path, BAND_SCHEMA) for path in paths]
+    with BandRows(writers, block_rows=block_rows) as band_rows:
+        for start in range(0, 1000, 60):  # batches of 60 rows, as a signature task adds them
+            band_rows.add(keys[start : start + 60], nodes[start : start + 60])
+    for writer in writers:
+        writer.close()
+    partition = partition_of(keys, 5)
+    for p, path in enumerate(paths):
+        table = pq.read_table(path)
+        assert table["key"].to_numpy().tolist() == keys[partition == p].tolist()
+        assert table["node"].to_numpy().tolist() == nodes[partition == p].tolist()
+    assert sum(pq.ParquetFile(path).num_row_groups for path in paths) == 5 * (17 if block_rows == 7 else 1)  # a row group per partition per block
+
+
 def kept_ids_of(output_dir: Path) -> list[str]:
     return pq.read_table(output_dir / "documents" / "shard-00000.parquet")["id"].to_pylist()
 
