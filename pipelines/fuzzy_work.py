@@ -75,8 +75,8 @@ def read_folder(folder: Path, schema: pa.Schema) -> pa.Table:
 
 
 def partition_rows(partition: np.ndarray, num_partitions: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(p, the rows in partition p, in their order) for every partition that has rows: one stable sort
-    (a radix sort on small ints), so the cost does not grow with the number of partitions."""
+    """(p, the rows in partition p, in their order) for every partition that has rows: one stable sort,
+    where a mask per partition would make the cost grow with the number of partitions."""
     order = np.argsort(partition, kind="stable")
     bounds = np.searchsorted(partition[order], np.arange(num_partitions + 1))
     for p in range(num_partitions):
