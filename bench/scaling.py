@@ -50,6 +50,7 @@ from bench.near_duplicates import read_documents, replicated  # noqa: E402
 
 SHARED_CORPUS = ROOT.parent / "shared" / "corpora" / "debian-docs"
 FILE_TEXT_BYTES = 64_000_000
+JOBS = ("corpus_build", "fuzzy_dedup", "token_shards")
 # Every document flows through every stage: the quality filters and language ID would drop most of these
 # manuals (the filters' own cost per core is bench/cleaning_vs_datatrove.py's); normalization, reading,
 # writing and the exact dedup stay.
@@ -211,7 +212,6 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     head = start_head()
     tokenizer, per_gb, results = None, {}, []
-    round_seconds: dict[str, list] = {name: [] for name in ("corpus_build", "fuzzy_dedup", "token_shards")}
     try:
         for size in sorted(sizes):
             info, figures, tokenizer = chain(size, max(sizes), args.work, tokenizer, head.gcs_address)
@@ -221,8 +221,6 @@ def main() -> None:
                                 "work_bytes": max(f["work_bytes"] for f in figures.values()),
                                 "work_files": max(f["work_files"] for f in figures.values()),
                                 "output_bytes": sum(f["output_bytes"] for f in figures.values())}
-            for name, rounds in round_seconds.items():
-                rounds.append((size, gigabytes, figures[name]["rounds"]))
             results.append({"size_gb": size, "input": {k: v for k, v in info.items() if k != "per_file"}, "figures": figures})
             (args.work / "results.json").write_text(json.dumps(results, indent=1))  # kept if a later size fails
             for name, f in figures.items():
@@ -239,20 +237,18 @@ def main() -> None:
             shutil.rmtree(args.work / f"input-{max(sizes):g}gb", ignore_errors=True)
     finally:
         head.stop()
-    print("\nwall seconds per GB of each job's rounds (its stats.json), by size:")
-    for name in ("corpus_build", "fuzzy_dedup", "token_shards"):
-        for size, gigabytes, rounds in round_seconds[name]:
-            print(f"  {name} {size:g} GB: " + ", ".join(f"{r} {t / gigabytes:.1f}" for r, t in rounds.items()))
-    print("CPU seconds per GB by kind (/proc/stat; busy is all but idle and iowait; nice is niced user time: Ray's task workers run at niceness 15):")
+    print("\nper GB of text: each job's rounds in wall seconds (its stats.json), and its CPU seconds by kind (/proc/stat;\n"
+          "busy is all but idle and iowait; nice is niced user time: Ray's task workers run at niceness 15):")
     for result in results:
         gigabytes = result["input"]["text_bytes"] / 1e9
-        for name, f in result["figures"].items():
-            if "cpu_split" in f:
-                print(f"  {name} {result['size_gb']:g} GB: " + ", ".join(f"{k} {v / gigabytes:.0f}" for k, v in f["cpu_split"].items()))
+        for name in JOBS:
+            f = result["figures"][name]
+            print(f"  {name} {result['size_gb']:g} GB: " + ", ".join(f"{r} {t / gigabytes:.1f}" for r, t in f["rounds"].items())
+                  + "; CPU " + ", ".join(f"{k} {v / gigabytes:.0f}" for k, v in f["cpu_split"].items()))
     if any(size < 1 for size in sizes) and 1.0 in sizes:  # the sizes below 1 GB were printed before the baseline existed
         print("\nper-GB cost / 1 GB's for the smaller sizes: " + ", ".join(
             f"{size:g} GB {name} {per_gb[(size, name)] / per_gb[(1.0, name)]:.2f}"
-            for size in sizes if size < 1 for name in ("corpus_build", "fuzzy_dedup", "token_shards", "chain")))
+            for size in sizes if size < 1 for name in (*JOBS, "chain")))
 
 
 if __name__ == "__main__":
